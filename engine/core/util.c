@@ -1,0 +1,408 @@
+/* engine/core/util.c: atomic files, SHA-256, HDF5 attribute helpers. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "util.h"
+
+/* --- atomic files ----------------------------------------------------------- */
+
+static void path_split(const char *path, char *dir, size_t dlen, char *base, size_t blen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(dir, dlen, "%s", dirname(tmp));
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(base, blen, "%s", basename(tmp));
+}
+
+enum kiln_status fs_temp_path(const char *final, char *buf, size_t len)
+{
+    char dir[4096], base[1024];
+    path_split(final, dir, sizeof dir, base, sizeof base);
+    int n = snprintf(buf, len, "%s/.%s.tmp.%ld", dir, base, (long)getpid());
+    if (n < 0 || (size_t)n >= len)
+        return kiln_errorf(KILN_ERR_IO, "%s: path too long", final);
+    return KILN_OK;
+}
+
+static enum kiln_status fsync_path(const char *path, bool is_dir)
+{
+    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* Some file systems refuse fsync on folders; the rename is still atomic. */
+    if (rc != 0 && !(is_dir && (err == EINVAL || err == ENOTSUP)))
+        return kiln_errorf(KILN_ERR_IO, "%s: fsync: %s", path, strerror(err));
+    return KILN_OK;
+}
+
+enum kiln_status fs_publish(const char *tmp, const char *final)
+{
+    enum kiln_status st = fsync_path(tmp, false);
+    if (st != KILN_OK) goto fail;
+    if (rename(tmp, final) != 0) {
+        st = kiln_errorf(KILN_ERR_IO, "%s: rename from %s: %s", final, tmp, strerror(errno));
+        goto fail;
+    }
+    char dir[4096], base[1024];
+    path_split(final, dir, sizeof dir, base, sizeof base);
+    return fsync_path(dir, true);
+fail:
+    unlink(tmp);
+    return st;
+}
+
+enum kiln_status fs_check_writable_dir(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return kiln_errorf(KILN_ERR_IO, "%s: not a folder", dir);
+    if (access(dir, W_OK) != 0)
+        return kiln_errorf(KILN_ERR_IO, "%s: not writable: %s", dir, strerror(errno));
+    return KILN_OK;
+}
+
+enum kiln_status fs_make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
+    return fs_check_writable_dir(dir);
+}
+
+/* --- SHA-256 ------------------------------------------------------------------ */
+
+struct sha256_ctx {
+    EVP_MD_CTX *md;
+};
+
+enum kiln_status sha256_begin(struct sha256_ctx **out)
+{
+    struct sha256_ctx *c = malloc(sizeof *c);
+    if (!c) return kiln_errorf(KILN_ERR_NOMEM, "sha256: out of memory");
+    c->md = EVP_MD_CTX_new();
+    if (!c->md || EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(c->md);
+        free(c);
+        return kiln_errorf(KILN_ERR_INTERNAL, "sha256: OpenSSL could not start a digest");
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+void sha256_update(struct sha256_ctx *c, const void *data, size_t len)
+{
+    EVP_DigestUpdate(c->md, data, len);
+}
+
+void sha256_end(struct sha256_ctx *c, char hex[65])
+{
+    unsigned char digest[32];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(c->md, digest, &len);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    hex[64] = '\0';
+    sha256_abort(c);
+}
+
+void sha256_abort(struct sha256_ctx *c)
+{
+    if (!c) return;
+    EVP_MD_CTX_free(c->md);
+    free(c);
+}
+
+enum kiln_status sha256_file(const char *path, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct sha256_ctx *c;
+    enum kiln_status st = sha256_begin(&c);
+    if (st != KILN_OK) {
+        fclose(f);
+        return st;
+    }
+    static _Thread_local unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(c, buf, n);
+    if (ferror(f)) {
+        sha256_abort(c);
+        fclose(f);
+        return kiln_errorf(KILN_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    sha256_end(c, hex);
+    return KILN_OK;
+}
+
+/* --- HDF5 --------------------------------------------------------------------- */
+
+void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static enum kiln_status h5_attr_write(hid_t obj, const char *name, hid_t type, hid_t space,
+                                      const void *buf)
+{
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, buf);
+    if (a >= 0) H5Aclose(a);
+    if (rc < 0) return kiln_errorf(KILN_ERR_IO, "HDF5: cannot write attribute '%s'", name);
+    return KILN_OK;
+}
+
+enum kiln_status h5_attr_write_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    const char *v = value ? value : "";
+    enum kiln_status st = h5_attr_write(obj, name, type, space, &v);
+    H5Sclose(space);
+    H5Tclose(type);
+    return st;
+}
+
+enum kiln_status h5_attr_write_strs(hid_t obj, const char *name, char *const *values, int n)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hsize_t dim = (hsize_t)n;
+    hid_t space = n > 0 ? H5Screate_simple(1, &dim, NULL) : H5Screate(H5S_NULL);
+    enum kiln_status st = h5_attr_write(obj, name, type, space, values);
+    H5Sclose(space);
+    H5Tclose(type);
+    return st;
+}
+
+enum kiln_status h5_attr_write_i64(hid_t obj, const char *name, int64_t value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    enum kiln_status st = h5_attr_write(obj, name, H5T_NATIVE_INT64, space, &value);
+    H5Sclose(space);
+    return st;
+}
+
+enum kiln_status h5_attr_write_f64(hid_t obj, const char *name, double value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    enum kiln_status st = h5_attr_write(obj, name, H5T_NATIVE_DOUBLE, space, &value);
+    H5Sclose(space);
+    return st;
+}
+
+bool h5_attr_exists(hid_t obj, const char *name) { return H5Aexists(obj, name) > 0; }
+
+enum kiln_status h5_attr_read_str(hid_t obj, const char *name, char **out)
+{
+    *out = NULL;
+    enum kiln_status st = KILN_OK;
+    hid_t a = -1, type = -1, space = -1, mem = -1;
+    if (H5Aexists(obj, name) <= 0)
+        return kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is missing", name);
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    type = a < 0 ? -1 : H5Aget_type(a);
+    space = a < 0 ? -1 : H5Aget_space(a);
+    if (type < 0 || space < 0 || H5Tget_class(type) != H5T_STRING ||
+        H5Sget_simple_extent_npoints(space) != 1) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is not a string", name);
+        goto cleanup;
+    }
+    if (H5Tis_variable_str(type) > 0) {
+        mem = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type));
+        char *v = NULL;
+        if (H5Aread(a, mem, &v) < 0) {
+            st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' cannot be read", name);
+            goto cleanup;
+        }
+        st = str_dup(v ? v : "", out);
+        H5free_memory(v);
+    } else {
+        size_t size = H5Tget_size(type);
+        char *v = calloc(size + 1, 1);
+        if (!v) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "attribute '%s': out of memory", name);
+            goto cleanup;
+        }
+        mem = H5Tcopy(type);
+        if (H5Aread(a, mem, v) < 0) {
+            free(v);
+            st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' cannot be read", name);
+            goto cleanup;
+        }
+        *out = v;
+    }
+cleanup:
+    if (mem >= 0) H5Tclose(mem);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+static enum kiln_status h5_attr_read_scalar(hid_t obj, const char *name, hid_t mem, void *out)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is missing", name);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t space = a < 0 ? -1 : H5Aget_space(a);
+    hid_t type = a < 0 ? -1 : H5Aget_type(a);
+    bool ok = space >= 0 && type >= 0 && H5Sget_simple_extent_npoints(space) == 1 &&
+              (H5Tget_class(type) == H5T_INTEGER || H5Tget_class(type) == H5T_FLOAT) &&
+              H5Aread(a, mem, out) >= 0;
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (a >= 0) H5Aclose(a);
+    return ok ? KILN_OK : kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is not a number", name);
+}
+
+enum kiln_status h5_attr_read_i64(hid_t obj, const char *name, int64_t *out)
+{
+    return h5_attr_read_scalar(obj, name, H5T_NATIVE_INT64, out);
+}
+
+enum kiln_status h5_attr_read_f64(hid_t obj, const char *name, double *out)
+{
+    return h5_attr_read_scalar(obj, name, H5T_NATIVE_DOUBLE, out);
+}
+
+enum kiln_status h5_attr_read_strs(hid_t obj, const char *name, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (H5Aexists(obj, name) <= 0)
+        return kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is missing", name);
+    enum kiln_status st = KILN_OK;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t space = a < 0 ? -1 : H5Aget_space(a);
+    hid_t type = a < 0 ? -1 : H5Aget_type(a);
+    hid_t mem = -1;
+    char **raw = NULL;
+    if (space < 0 || type < 0 || H5Tget_class(type) != H5T_STRING) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is not a list of strings", name);
+        goto cleanup;
+    }
+    if (H5Sget_simple_extent_type(space) == H5S_NULL) goto cleanup;
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    if (count < 0 || count > (1 << 24) || H5Tis_variable_str(type) <= 0) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' is not a list of strings", name);
+        goto cleanup;
+    }
+    raw = calloc((size_t)count + 1, sizeof *raw);
+    char **v = calloc((size_t)count + 1, sizeof *v);
+    if (!raw || !v) {
+        free(v);
+        st = kiln_errorf(KILN_ERR_NOMEM, "attribute '%s': out of memory", name);
+        goto cleanup;
+    }
+    mem = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5Tget_cset(type));
+    if (H5Aread(a, mem, raw) < 0) {
+        free(v);
+        st = kiln_errorf(KILN_ERR_FORMAT, "attribute '%s' cannot be read", name);
+        goto cleanup;
+    }
+    for (hssize_t i = 0; i < count && st == KILN_OK; i++) st = str_dup(raw[i] ? raw[i] : "", &v[i]);
+    for (hssize_t i = 0; i < count; i++) H5free_memory(raw[i]);
+    if (st != KILN_OK) {
+        strv_free(v, (int)count);
+        goto cleanup;
+    }
+    *out = v;
+    *n = (int)count;
+cleanup:
+    free(raw);
+    if (mem >= 0) H5Tclose(mem);
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+void strv_free(char **v, int n)
+{
+    if (!v) return;
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+enum kiln_status h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                              const float *data)
+{
+    hsize_t hd[8];
+    for (int i = 0; i < ndim; i++) hd[i] = (hsize_t)dims[i];
+    hid_t space = H5Screate_simple(ndim, hd, NULL);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(space);
+    return rc < 0 ? kiln_errorf(KILN_ERR_IO, "HDF5: cannot write '%s'", name) : KILN_OK;
+}
+
+enum kiln_status h5_read_f32_exact(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                                   float *data)
+{
+    enum kiln_status st = KILN_OK;
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return kiln_errorf(KILN_ERR_FORMAT, "'%s' is missing", name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t space = d < 0 ? -1 : H5Dget_space(d);
+    hid_t type = d < 0 ? -1 : H5Dget_type(d);
+    hsize_t hd[8];
+    int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    if (nd != ndim || type < 0 || H5Tget_class(type) != H5T_FLOAT) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "'%s' is not a float array of rank %d", name, ndim);
+        goto cleanup;
+    }
+    H5Sget_simple_extent_dims(space, hd, NULL);
+    for (int i = 0; i < ndim; i++)
+        if ((int64_t)hd[i] != dims[i]) {
+            st = kiln_errorf(KILN_ERR_SHAPE, "'%s' has dimension %d of %lld, expected %lld", name,
+                             i, (long long)hd[i], (long long)dims[i]);
+            goto cleanup;
+        }
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        st = kiln_errorf(KILN_ERR_FORMAT, "'%s' cannot be read (corrupt file?)", name);
+cleanup:
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (d >= 0) H5Dclose(d);
+    return st;
+}
+
+/* --- misc ------------------------------------------------------------------------ */
+
+void time_iso8601(char buf[32])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+enum kiln_status str_dup(const char *src, char **out)
+{
+    *out = NULL;
+    if (!src) return KILN_OK;
+    size_t n = strlen(src) + 1;
+    char *d = malloc(n);
+    if (!d) return kiln_errorf(KILN_ERR_NOMEM, "out of memory");
+    memcpy(d, src, n);
+    *out = d;
+    return KILN_OK;
+}

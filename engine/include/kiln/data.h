@@ -1,0 +1,180 @@
+/* kiln/data.h: datasets: the HDF5 file format, importers and chunked readers.
+ *
+ *   struct kiln_import_options opt = kiln_import_options_default();
+ *   opt.name = "fashion-mnist";
+ *   opt.idx_images = ".../train-images-idx3-ubyte.gz"; ...
+ *   struct kiln_dataset *ds;
+ *   if (kiln_data_import(&opt, &ds) == KILN_OK &&
+ *       kiln_dataset_save(ds, "fashion-mnist.h5") == KILN_OK) ...
+ *   kiln_dataset_free(ds);
+ *
+ * A dataset holds up to three splits (train, val, test), each with X
+ * ([n, feature dims...], uint8 or float32) and y (int32 class indices [n], or
+ * float32 targets [n, k]). uint8 features are scaled by 1/255 when batches
+ * are formed (as torchvision's ToTensor does); float32 features are used as
+ * they are. Its version id is the SHA-256 over the arrays' shapes and bytes
+ * (docs/FORMATS.md gives the exact byte stream).
+ */
+#ifndef KILN_DATA_H
+#define KILN_DATA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kiln/status.h"
+
+enum kiln_dtype { KILN_DTYPE_U8, KILN_DTYPE_I32, KILN_DTYPE_F32 };
+
+enum kiln_split_id { KILN_SPLIT_TRAIN, KILN_SPLIT_VAL, KILN_SPLIT_TEST, KILN_SPLIT_COUNT };
+
+struct kiln_split {
+    int64_t n;                  /* rows */
+    int feat_ndim;              /* 1..3 */
+    int64_t feat_shape[3];      /* per-row shape, e.g. [28, 28] or [784] */
+    int64_t feat_size;          /* product of feat_shape */
+    enum kiln_dtype x_dtype;    /* U8 or F32 */
+    void *X;                    /* n * feat_size elements, row-major */
+    enum kiln_dtype y_dtype;    /* I32 (classes) or F32 (targets) */
+    int64_t y_dim;              /* 1 for classes; k for targets [n, k] */
+    void *y;                    /* n * y_dim elements */
+};
+
+struct kiln_dataset {
+    char *name;
+    char *source;               /* where it came from (paths, options) */
+    char *created;              /* ISO 8601 UTC */
+    char *parent;               /* parent version's sha256, or NULL */
+    char sha256[65];            /* version id: content hash (kiln_dataset_hash) */
+    int n_classes;              /* 0 for regression */
+    char **classes;             /* n_classes names */
+    int n_features;             /* 0 when unnamed */
+    char **feature_names;
+    struct kiln_split *splits[KILN_SPLIT_COUNT]; /* NULL when absent */
+};
+
+const char *kiln_split_name(enum kiln_split_id id); /* "train", "val", "test" */
+/* KILN_ERR_USAGE for a name other than train/val/test. */
+enum kiln_status kiln_split_parse(const char *name, enum kiln_split_id *out);
+
+/* The one conversion of uint8 features to float (v / 255, as torchvision's
+ * ToTensor): batch formation and kiln_rows_read both use it, so training and
+ * scoring see bit-identical inputs. */
+static inline float kiln_u8_to_f32(uint8_t v) { return (float)v / 255.0f; }
+
+/* Size in bytes of one element of dtype. */
+size_t kiln_dtype_size(enum kiln_dtype dt);
+
+/* Allocates an empty split with the given shapes (X and y zeroed); caller
+ * owns it (kiln_split_free). */
+enum kiln_status kiln_split_create(int64_t n, int feat_ndim, const int64_t *feat_shape,
+                                   enum kiln_dtype x_dtype, enum kiln_dtype y_dtype,
+                                   int64_t y_dim, struct kiln_split **out);
+void kiln_split_free(struct kiln_split *s);
+/* Frees the dataset and everything it holds; NULL is fine. */
+void kiln_dataset_free(struct kiln_dataset *ds);
+
+/* Computes the content hash (lower-case hex) over every split's arrays. */
+enum kiln_status kiln_dataset_hash(const struct kiln_dataset *ds, char out[65]);
+
+/* Reads a whole kiln dataset file into memory; checks kiln_format and its
+ * version, shapes, dtypes, label ranges, that float arrays hold no NaN/Inf,
+ * and that the arrays hash to the stored sha256. KILN_ERR_IO when the file
+ * cannot be read, KILN_ERR_FORMAT (naming split, row and column) otherwise.
+ * Caller owns *out. */
+enum kiln_status kiln_dataset_load(const char *path, struct kiln_dataset **out);
+/* Reads only the root attributes and split shapes (no arrays): for `data show`
+ * on files larger than memory. Splits come back with X and y NULL. */
+enum kiln_status kiln_dataset_load_header(const char *path, struct kiln_dataset **out);
+/* Writes ds to path atomically (temp file, fsync, rename, fsync of the
+ * folder) after the checks kiln_dataset_load makes; recomputes ds->sha256
+ * and sets ds->created when empty. A failure leaves no file at path (an old
+ * one stays) and no temp file; a folder that is missing or not writable is
+ * KILN_ERR_IO naming the folder. */
+enum kiln_status kiln_dataset_save(struct kiln_dataset *ds, const char *path);
+
+/* Prints splits, shapes, dtypes, classes, hash, class balance or target
+ * mean/std per split, and a summary of the first split's features (min, max,
+ * mean, std overall and for the first up-to-16 features). A dataset from
+ * kiln_dataset_load_header (no arrays) prints everything but the statistics. */
+enum kiln_status kiln_dataset_describe(const struct kiln_dataset *ds, FILE *out);
+
+/* --- import ---------------------------------------------------------------- */
+enum kiln_fill { KILN_FILL_NONE, KILN_FILL_MEAN, KILN_FILL_ZERO };
+enum kiln_task { KILN_TASK_AUTO, KILN_TASK_CLASSIFICATION, KILN_TASK_REGRESSION };
+
+struct kiln_import_options {
+    const char *name;           /* required */
+    /* IDX (gzip or raw): train images and labels, optional test pair */
+    const char *idx_images, *idx_labels, *test_idx_images, *test_idx_labels;
+    /* IDX and HDF5 integer labels: comma-separated class names
+     * ("T-shirt/top,Trouser,..."); NULL numbers them "0".."K-1", K = max
+     * label + 1. CSV takes its class names from the label column. */
+    const char *classes;
+    /* CSV */
+    const char *csv;
+    const char *label;          /* label column name */
+    char delimiter;             /* default ',' */
+    enum kiln_fill fill;        /* missing / non-numeric feature handling */
+    enum kiln_task task;        /* AUTO: text labels classify, numeric regress */
+    /* HDF5 with named datasets */
+    const char *h5;
+    const char *h5_x, *h5_y;    /* dataset paths inside h5; default X and y */
+    const char *h5_test_x, *h5_test_y; /* optional */
+    /* split when no test data is given (CSV, HDF5): stratified for classes */
+    double test_fraction;       /* 0 = no test split */
+    uint64_t seed;
+};
+
+struct kiln_import_options kiln_import_options_default(void);
+
+/* Reads the source named in opt into a new in-memory dataset (caller owns).
+ * Errors name the file and, for CSV, the row and column. */
+enum kiln_status kiln_data_import(const struct kiln_import_options *opt,
+                                  struct kiln_dataset **out);
+
+/* --- chunked reading and writing (bounded memory) ---------------------------- */
+/* A reader of feature rows from a kiln dataset split, a plain HDF5 array, or
+ * a CSV file of numbers (with a header row), returned as float32 with uint8
+ * scaled by 1/255. */
+struct kiln_rows_reader;
+
+/* path: .h5/.hdf5 or .csv. For HDF5, array names the dataset inside
+ * ("test/X"); NULL picks /test/X, then /X. For CSV, drop_column names a
+ * column to skip (e.g. the label), NULL keeps all. */
+enum kiln_status kiln_rows_open(const char *path, const char *array, const char *drop_column,
+                                struct kiln_rows_reader **out);
+/* Rows in the source (-1 for CSV, which is not counted up front). */
+int64_t kiln_rows_count(const struct kiln_rows_reader *r);
+/* Features per row. */
+int64_t kiln_rows_width(const struct kiln_rows_reader *r);
+/* Reads up to max_rows rows into dst (max_rows * width floats); *got = 0 at
+ * the end. A malformed row is KILN_ERR_FORMAT naming its row and column. */
+enum kiln_status kiln_rows_read(struct kiln_rows_reader *r, int64_t max_rows, float *dst,
+                                int64_t *got);
+void kiln_rows_close(struct kiln_rows_reader *r);
+
+/* A writer of predictions to HDF5 (/pred int32 [n] and /prob float32 [n, k]
+ * for classifiers, /output float32 [n, k] for regression) or CSV (a header,
+ * then pred and one column per class, or output columns). Written to a temp
+ * file and renamed into place by kiln_pred_writer_close(commit=true). */
+struct kiln_pred_writer;
+
+struct kiln_pred_meta {
+    const char *model;          /* model file or name */
+    const char *model_sha256;   /* hash of the model file */
+    int n_classes;              /* 0 for regression */
+    char **classes;             /* may be NULL: then classes are numbered */
+    int64_t out_dim;            /* outputs per row */
+};
+
+enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_meta *meta,
+                                       struct kiln_pred_writer **out);
+/* Appends rows: outputs holds rows * out_dim floats (probabilities for
+ * classifiers, which the writer argmaxes into pred). */
+enum kiln_status kiln_pred_writer_write(struct kiln_pred_writer *w, const float *outputs,
+                                        int64_t rows);
+/* commit=false (or a failure) removes the temp file; NULL is fine. */
+enum kiln_status kiln_pred_writer_close(struct kiln_pred_writer *w, bool commit);
+
+#endif

@@ -1,0 +1,460 @@
+/* engine/nn/train.c: the training loop: seeded shuffles, batches, the
+ * optimizer over the flat buffer, schedules, clipping, evaluation each
+ * epoch, early stopping, and NaN/Inf guards. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "elementwise.h"
+#include "kiln/log.h"
+#include "model-internal.h"
+
+struct kiln_trainer {
+    const struct kiln_config *cfg;
+    const struct kiln_dataset *ds;
+    const struct kiln_split *train;
+    struct kiln_backend *be;
+    struct kiln_model *model;
+    int n_classes;
+    int64_t *train_rows, n_train; /* rows of the train split used for training */
+    int64_t *val_rows, n_val;     /* validation rows (into val_split) */
+    const struct kiln_split *val_split;
+    int64_t *order;               /* this epoch's shuffled train_rows */
+    int64_t *idx_dev;             /* batch row indices on the backend */
+    const void *x_src;            /* train X on the backend (borrowed on host backends) */
+    void *x_src_owned;
+    void *host_labels;            /* label staging when the backend is not host memory */
+    float *optim_state;           /* backend memory, optim_size floats */
+    int64_t optim_size;
+    struct kiln_train_state state;
+};
+
+static enum kiln_optim_kind optim_kind(enum kiln_config_optim o)
+{
+    return o == KILN_CFG_SGD ? KILN_OPTIM_SGD : o == KILN_CFG_ADAM ? KILN_OPTIM_ADAM
+                                                                   : KILN_OPTIM_ADAMW;
+}
+
+/* Fisher-Yates over rows with a stream keyed by (seed, salt). */
+static void shuffle_rows(int64_t *rows, int64_t n, uint64_t seed, uint64_t salt)
+{
+    uint64_t s = kiln_rng_hash(seed, salt);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(kiln_rng_hash(s, (uint64_t)i) % (uint64_t)(i + 1));
+        int64_t t = rows[i];
+        rows[i] = rows[j];
+        rows[j] = t;
+    }
+}
+
+#define SALT_VAL_SPLIT 0x76616c00ull   /* "val" */
+#define SALT_EPOCH 0x65706f6300000000ull /* "epoc" + epoch */
+#define SALT_DROPOUT 0x64726f7000000000ull
+
+static enum kiln_status metric_value(const char *name, const struct kiln_metrics *m, double *out)
+{
+    if (!strcmp(name, "val_loss")) *out = m->loss;
+    else if (!strcmp(name, "val_accuracy")) *out = m->accuracy;
+    else if (!strcmp(name, "val_mse")) *out = m->mse;
+    else if (!strcmp(name, "val_mae")) *out = m->mae;
+    else if (!strcmp(name, "val_r2")) *out = m->r2;
+    else if (!strcmp(name, "val_f1")) *out = m->macro_f1;
+    else
+        return kiln_errorf(KILN_ERR_CONFIG, "train.early_stopping.metric: unknown metric '%s'",
+                           name);
+    return KILN_OK;
+}
+
+/* Checks that the model fits the data, naming both sides on a mismatch. */
+static enum kiln_status trainer_check_shapes(const struct kiln_model *m,
+                                             const struct kiln_dataset *ds,
+                                             const struct kiln_split *train)
+{
+    const struct kiln_model_config *mc = kiln_model_config(m);
+    char model_shape[128] = "", data_shape[128] = "";
+    int pos = 0;
+    for (int d = 0; d < mc->input_ndim; d++)
+        pos += snprintf(model_shape + pos, sizeof model_shape - pos, "%s%lld", d ? ", " : "",
+                        (long long)mc->input_shape[d]);
+    pos = 0;
+    for (int d = 0; d < train->feat_ndim; d++)
+        pos += snprintf(data_shape + pos, sizeof data_shape - pos, "%s%lld", d ? ", " : "",
+                        (long long)train->feat_shape[d]);
+    bool same = mc->input_ndim == train->feat_ndim;
+    for (int d = 0; same && d < mc->input_ndim; d++)
+        same = mc->input_shape[d] == train->feat_shape[d];
+    /* A flat model input may take any data shape with as many features. */
+    bool flat_ok = mc->input_ndim == 1 && kiln_model_input_size(m) == train->feat_size;
+    if (!same && !flat_ok)
+        return kiln_errorf(KILN_ERR_SHAPE,
+                           "model.input is [%s] but the dataset's rows have shape [%s]",
+                           model_shape, data_shape);
+    int64_t out = kiln_model_output_size(m);
+    if (mc->loss == KILN_LOSS_SOFTMAX_XENT) {
+        if (train->y_dtype != KILN_DTYPE_I32 || ds->n_classes < 1)
+            return kiln_errorf(KILN_ERR_SHAPE,
+                               "loss softmax_cross_entropy needs class labels, but the dataset "
+                               "has regression targets");
+        if (out != ds->n_classes)
+            return kiln_errorf(KILN_ERR_SHAPE,
+                               "the model outputs %lld values but the dataset has %d classes",
+                               (long long)out, ds->n_classes);
+    } else {
+        if (train->y_dtype != KILN_DTYPE_F32)
+            return kiln_errorf(KILN_ERR_SHAPE,
+                               "loss %s needs float targets, but the dataset has class labels "
+                               "(use softmax_cross_entropy)",
+                               kiln_loss_kind_name(mc->loss));
+        if (out != train->y_dim)
+            return kiln_errorf(KILN_ERR_SHAPE,
+                               "the model outputs %lld values but the dataset's targets have %lld",
+                               (long long)out, (long long)train->y_dim);
+    }
+    return KILN_OK;
+}
+
+enum kiln_status kiln_trainer_create(const struct kiln_config *cfg, const struct kiln_dataset *ds,
+                                     struct kiln_backend *be, struct kiln_trainer **out)
+{
+    *out = NULL;
+    const struct kiln_train_config *tc = &cfg->train;
+    const struct kiln_split *train = ds->splits[KILN_SPLIT_TRAIN];
+    if (!train || train->n < 1)
+        return kiln_errorf(KILN_ERR_FORMAT, "dataset '%s' has no training rows",
+                           ds->name ? ds->name : "");
+    struct kiln_trainer *t = calloc(1, sizeof *t);
+    if (!t) return kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+    t->cfg = cfg;
+    t->ds = ds;
+    t->train = train;
+    t->be = be;
+    t->n_classes = ds->n_classes;
+    t->state.seed = tc->seed;
+    t->state.best_metric = NAN;
+    enum kiln_status st = kiln_model_create(&cfg->model, be, tc->batch_size, &t->model);
+    if (st != KILN_OK) goto cleanup;
+    st = trainer_check_shapes(t->model, ds, train);
+    if (st != KILN_OK) goto cleanup;
+    st = kiln_model_init_params(t->model, tc->seed);
+    if (st != KILN_OK) goto cleanup;
+
+    /* Validation rows: the dataset's val split, else a seeded share of train. */
+    int64_t n = train->n;
+    t->train_rows = malloc((size_t)n * sizeof(int64_t));
+    t->order = malloc((size_t)n * sizeof(int64_t));
+    if (!t->train_rows || !t->order) {
+        st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+        goto cleanup;
+    }
+    for (int64_t i = 0; i < n; i++) t->train_rows[i] = i;
+    if (ds->splits[KILN_SPLIT_VAL] && ds->splits[KILN_SPLIT_VAL]->n > 0) {
+        t->val_split = ds->splits[KILN_SPLIT_VAL];
+        t->n_train = n;
+    } else if (tc->val_fraction > 0.0f) {
+        int64_t n_val = (int64_t)llround((double)tc->val_fraction * (double)n);
+        if (n_val >= n) n_val = n - 1;
+        shuffle_rows(t->train_rows, n, tc->seed, SALT_VAL_SPLIT);
+        t->val_rows = malloc((size_t)(n_val > 0 ? n_val : 1) * sizeof(int64_t));
+        if (!t->val_rows) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+            goto cleanup;
+        }
+        memcpy(t->val_rows, t->train_rows, (size_t)n_val * sizeof(int64_t));
+        memmove(t->train_rows, t->train_rows + n_val, (size_t)(n - n_val) * sizeof(int64_t));
+        t->n_val = n_val;
+        t->n_train = n - n_val;
+        t->val_split = n_val > 0 ? train : NULL;
+    } else {
+        t->n_train = n;
+    }
+    if (tc->patience > 0 && !t->val_split) {
+        st = kiln_errorf(KILN_ERR_CONFIG,
+                         "train.early_stopping needs validation data: the dataset has no val "
+                         "split and train.val_fraction is 0");
+        goto cleanup;
+    }
+    if (tc->patience > 0) {
+        struct kiln_metrics probe = {0};
+        double v;
+        st = metric_value(tc->early_stopping_metric, &probe, &v);
+        if (st != KILN_OK) goto cleanup;
+    }
+
+    /* The training X on the backend: borrowed in place on host memory. */
+    size_t x_bytes = (size_t)(train->n * train->feat_size) * kiln_dtype_size(train->x_dtype);
+    if (be->iface->host_memory) {
+        t->x_src = train->X;
+    } else {
+        t->x_src_owned = be->iface->alloc(be->ctx, x_bytes);
+        if (!t->x_src_owned) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "trainer: the dataset (%zu bytes) does not fit on %s",
+                             x_bytes, be->iface->name);
+            goto cleanup;
+        }
+        st = be->iface->upload(be->ctx, t->x_src_owned, train->X, x_bytes);
+        if (st != KILN_OK) goto cleanup;
+        t->x_src = t->x_src_owned;
+    }
+    t->idx_dev = be->iface->alloc(be->ctx, (size_t)tc->batch_size * sizeof(int64_t));
+    if (!be->iface->host_memory) {
+        t->host_labels = malloc((size_t)(tc->batch_size * train->y_dim) *
+                                kiln_dtype_size(train->y_dtype));
+        if (!t->host_labels) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+            goto cleanup;
+        }
+    }
+    int spp = kiln_optim_state_per_param(optim_kind(tc->optimizer), tc->momentum);
+    t->optim_size = spp * kiln_model_param_count(t->model);
+    if (t->optim_size > 0) {
+        t->optim_state = be->iface->alloc(be->ctx, (size_t)t->optim_size * sizeof(float));
+        float *zeros = calloc((size_t)t->optim_size, sizeof(float));
+        if (t->optim_state && zeros)
+            st = be->iface->upload(be->ctx, t->optim_state, zeros,
+                                   (size_t)t->optim_size * sizeof(float));
+        else
+            st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory for optimizer state");
+        free(zeros);
+        if (st != KILN_OK) goto cleanup;
+    }
+    if (!t->idx_dev) st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+cleanup:
+    if (st != KILN_OK) {
+        kiln_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
+void kiln_trainer_free(struct kiln_trainer *t)
+{
+    if (!t) return;
+    struct kiln_backend *be = t->be;
+    if (t->idx_dev) be->iface->free(be->ctx, t->idx_dev);
+    if (t->optim_state) be->iface->free(be->ctx, t->optim_state);
+    if (t->x_src_owned) be->iface->free(be->ctx, t->x_src_owned);
+    kiln_model_free(t->model);
+    free(t->train_rows);
+    free(t->val_rows);
+    free(t->order);
+    free(t->host_labels);
+    free(t);
+}
+
+struct kiln_model *kiln_trainer_model(struct kiln_trainer *t) { return t->model; }
+struct kiln_train_state kiln_trainer_state(const struct kiln_trainer *t) { return t->state; }
+void kiln_trainer_set_state(struct kiln_trainer *t, const struct kiln_train_state *s)
+{
+    t->state = *s;
+}
+int64_t kiln_trainer_optim_size(const struct kiln_trainer *t) { return t->optim_size; }
+
+enum kiln_status kiln_trainer_get_optim(const struct kiln_trainer *t, float *host)
+{
+    if (!t->optim_size) return KILN_OK;
+    return t->be->iface->download(t->be->ctx, host, t->optim_state,
+                                  (size_t)t->optim_size * sizeof(float));
+}
+
+enum kiln_status kiln_trainer_set_optim(struct kiln_trainer *t, const float *host)
+{
+    if (!t->optim_size) return KILN_OK;
+    for (int64_t i = 0; i < t->optim_size; i++)
+        if (!isfinite(host[i]))
+            return kiln_errorf(KILN_ERR_NUMERIC, "optimizer state [%lld] is %g", (long long)i,
+                               (double)host[i]);
+    return t->be->iface->upload(t->be->ctx, t->optim_state, host,
+                                (size_t)t->optim_size * sizeof(float));
+}
+
+double kiln_schedule_lr(const struct kiln_train_config *cfg, int64_t step, int64_t epoch,
+                        int64_t steps_per_epoch)
+{
+    double base = cfg->lr;
+    if (cfg->warmup_steps > 0 && step < cfg->warmup_steps)
+        return base * (double)(step + 1) / (double)cfg->warmup_steps;
+    switch (cfg->schedule) {
+    case KILN_SCHED_STEP:
+        return base * pow(cfg->gamma, (double)(epoch / (cfg->step_size > 0 ? cfg->step_size : 1)));
+    case KILN_SCHED_COSINE: {
+        int64_t total = cfg->epochs * steps_per_epoch - cfg->warmup_steps;
+        double progress = total > 0 ? (double)(step - cfg->warmup_steps) / (double)total : 1.0;
+        if (progress > 1.0) progress = 1.0;
+        return cfg->min_lr + (base - cfg->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    }
+    case KILN_SCHED_CONSTANT: break;
+    }
+    return base;
+}
+
+/* Names the first tensor holding a NaN or Inf gradient (only on failure). */
+static void nonfinite_tensor(struct kiln_model *m, const char **name)
+{
+    *name = "?";
+    for (int i = 0; i < m->n_tensors; i++) {
+        int64_t bad = 0;
+        const struct kiln_param_view *v = &m->tensors[i];
+        if (m->ops->count_nonfinite(m->be->ctx, m->grads + v->offset, v->size, &bad) == KILN_OK &&
+            bad > 0) {
+            *name = v->name;
+            return;
+        }
+    }
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One optimizer step on the batch rows[0..rows). */
+static enum kiln_status train_step(struct kiln_trainer *t, const int64_t *rows, int64_t n_rows,
+                                   int64_t epoch, int64_t step_in_epoch, double *loss_out)
+{
+    struct kiln_model *m = t->model;
+    struct kiln_backend *be = t->be;
+    const struct kiln_ops *ops = m->ops;
+    const struct kiln_train_config *tc = &t->cfg->train;
+    const struct kiln_split *sp = t->train;
+    int64_t step = t->state.step;
+    enum kiln_status st =
+        be->iface->upload(be->ctx, t->idx_dev, rows, (size_t)n_rows * sizeof(int64_t));
+    if (st != KILN_OK) return st;
+    bool u8 = sp->x_dtype == KILN_DTYPE_U8;
+    st = ops->gather_rows(be->ctx, t->x_src, u8 ? KILN_ELEM_U8 : KILN_ELEM_F32, sp->feat_size,
+                          t->idx_dev, n_rows, u8 ? 1.0f / 255.0f : 1.0f, m->x);
+    if (st != KILN_OK) return st;
+    /* Labels are small: gathered on the host, then uploaded when the
+     * backend's memory is not host memory. */
+    void *lab = be->iface->host_memory ? m->labels : t->host_labels;
+    size_t lab_row = (size_t)sp->y_dim * kiln_dtype_size(sp->y_dtype);
+    for (int64_t r = 0; r < n_rows; r++)
+        memcpy((char *)lab + (size_t)r * lab_row, (const char *)sp->y + (size_t)rows[r] * lab_row,
+               lab_row);
+    if (!be->iface->host_memory)
+        st = be->iface->upload(be->ctx, m->labels, lab, (size_t)n_rows * lab_row);
+    if (st != KILN_OK) return st;
+
+    uint64_t dropout_seed = kiln_rng_hash(t->state.seed, SALT_DROPOUT + (uint64_t)step);
+    const float *logits;
+    double loss;
+    st = nn_forward(m, n_rows, true, dropout_seed, &logits);
+    if (st == KILN_OK) st = nn_loss_backward(m, logits, n_rows, true, dropout_seed, &loss);
+    if (st != KILN_OK) return st;
+    if (!isfinite(loss))
+        return kiln_errorf(KILN_ERR_NUMERIC,
+                           "the loss became %g at epoch %lld, step %lld (global step %lld); "
+                           "try a lower train.optimizer.lr or train.clip_norm",
+                           loss, (long long)epoch + 1, (long long)step_in_epoch + 1,
+                           (long long)step + 1);
+    int64_t bad = 0;
+    st = ops->count_nonfinite(be->ctx, m->grads, m->n_params, &bad);
+    if (st != KILN_OK) return st;
+    if (bad > 0) {
+        const char *name;
+        nonfinite_tensor(m, &name);
+        return kiln_errorf(KILN_ERR_NUMERIC,
+                           "the gradient of %s has %lld NaN/Inf values at epoch %lld, global "
+                           "step %lld",
+                           name, (long long)bad, (long long)epoch + 1, (long long)step + 1);
+    }
+    if (tc->clip_norm > 0.0f) {
+        double sq;
+        st = ops->sum_squares(be->ctx, m->grads, m->n_params, &sq);
+        if (st != KILN_OK) return st;
+        double norm = sqrt(sq);
+        /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6). */
+        if (norm > tc->clip_norm)
+            st = ops->scale(be->ctx, m->grads, m->n_params, (float)(tc->clip_norm / (norm + 1e-6)));
+        if (st != KILN_OK) return st;
+    }
+    int64_t steps_per_epoch = (t->n_train + tc->batch_size - 1) / tc->batch_size;
+    struct kiln_optim_step h = {
+        .kind = optim_kind(tc->optimizer),
+        .lr = (float)kiln_schedule_lr(tc, step, epoch, steps_per_epoch),
+        .weight_decay = tc->weight_decay,
+        .momentum = tc->momentum,
+        .nesterov = tc->nesterov,
+        .beta1 = tc->beta1,
+        .beta2 = tc->beta2,
+        .eps = tc->eps,
+        .t = step + 1,
+    };
+    st = ops->optimizer_step(be->ctx, &h, m->params, m->grads, t->optim_state, m->n_params);
+    if (st != KILN_OK) return st;
+    t->state.step++;
+    *loss_out = loss;
+    return KILN_OK;
+}
+
+enum kiln_status kiln_trainer_run(struct kiln_trainer *t, const struct kiln_train_callbacks *cb)
+{
+    const struct kiln_train_config *tc = &t->cfg->train;
+    int64_t bs = tc->batch_size;
+    int64_t steps_per_epoch = (t->n_train + bs - 1) / bs;
+    bool maximize = tc->early_stopping_mode == KILN_MODE_MAX;
+    enum kiln_status st = KILN_OK;
+    for (int64_t epoch = t->state.epoch; epoch < tc->epochs; epoch++) {
+        double t0 = now_seconds();
+        memcpy(t->order, t->train_rows, (size_t)t->n_train * sizeof(int64_t));
+        shuffle_rows(t->order, t->n_train, t->state.seed, SALT_EPOCH + (uint64_t)epoch);
+        double loss_sum = 0.0;
+        for (int64_t s = 0; s < steps_per_epoch; s++) {
+            int64_t lo = s * bs, n = lo + bs <= t->n_train ? bs : t->n_train - lo;
+            double loss = 0.0;
+            st = train_step(t, t->order + lo, n, epoch, s, &loss);
+            if (st != KILN_OK) return st;
+            loss_sum += loss;
+            if (cb && cb->on_step) {
+                double el = now_seconds() - t0;
+                cb->on_step(cb->user, epoch + 1, s + 1, steps_per_epoch, loss,
+                            el > 0 ? (double)(lo + n) / el : 0.0);
+            }
+        }
+        struct kiln_epoch_report r = {
+            .epoch = epoch + 1,
+            .epochs = tc->epochs,
+            .step = t->state.step,
+            .lr = kiln_schedule_lr(tc, t->state.step - 1, epoch, steps_per_epoch),
+            .train_loss = loss_sum / (double)steps_per_epoch,
+        };
+        r.seconds = now_seconds() - t0;
+        r.samples_per_s = r.seconds > 0 ? (double)t->n_train / r.seconds : 0.0;
+        if (t->val_split) {
+            st = kiln_evaluate(t->model, t->val_split, t->val_rows, t->val_rows ? t->n_val : t->val_split->n,
+                               t->n_classes, &r.val);
+            if (st != KILN_OK) return st;
+            r.has_val = true;
+        }
+        t->state.epoch = epoch + 1;
+        if (tc->patience > 0 && r.has_val) {
+            double v;
+            metric_value(tc->early_stopping_metric, &r.val, &v);
+            double best = t->state.best_metric;
+            r.improved = isnan(best) || (maximize ? v > best : v < best);
+            if (r.improved) {
+                t->state.best_metric = v;
+                t->state.best_epoch = epoch + 1;
+                t->state.bad_epochs = 0;
+            } else if (++t->state.bad_epochs >= tc->patience) {
+                r.stopping = true;
+            }
+        }
+        if (cb && cb->on_epoch) st = cb->on_epoch(cb->user, t, &r);
+        kiln_metrics_free(&r.val);
+        if (st != KILN_OK) return st;
+        if (r.stopping) {
+            kiln_log(KILN_LOG_INFO,
+                     "early stopping after epoch %lld: %s did not improve for %lld epochs "
+                     "(best %.6g at epoch %lld)",
+                     (long long)(epoch + 1), tc->early_stopping_metric, (long long)tc->patience,
+                     t->state.best_metric, (long long)t->state.best_epoch);
+            break;
+        }
+    }
+    return KILN_OK;
+}

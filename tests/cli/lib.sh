@@ -1,0 +1,72 @@
+# tests/cli/lib.sh: helpers for the end-to-end CLI tests (sourced).
+# Each script runs in its own temp folder, prints what it checks, and exits
+# non-zero at the first failure (77 = skipped).
+set -euo pipefail
+: "${KILN:?KILN must name the kiln binary}"
+: "${KILN_SRC:?KILN_SRC must name the source tree}"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-cli.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+checks=0
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { checks=$((checks + 1)); echo "ok: $*"; }
+
+# expect_ok DESCRIPTION CMD...: CMD must exit 0.
+expect_ok() {
+  local what=$1; shift
+  if ! "$@" > out.txt 2> err.txt; then
+    cat out.txt err.txt >&2
+    fail "$what: '$*' exited $?"
+  fi
+  pass "$what"
+}
+
+# expect_fail DESCRIPTION CODE NEEDLE CMD...: CMD must exit CODE and print
+# NEEDLE (a grep -E pattern) on stderr, in a 'kiln: error:' line, and must
+# not crash (no sanitizer report, no signal).
+expect_fail() {
+  local what=$1 code=$2 needle=$3; shift 3
+  local rc=0
+  "$@" > out.txt 2> err.txt || rc=$?
+  if [[ $rc -ne $code ]]; then
+    cat out.txt err.txt >&2
+    fail "$what: expected exit $code, got $rc from '$*'"
+  fi
+  grep -q '^kiln: error: ' err.txt || { cat err.txt >&2; fail "$what: no 'kiln: error:' line"; }
+  grep -qE -- "$needle" err.txt || { cat err.txt >&2; fail "$what: stderr lacks /$needle/"; }
+  if grep -qE 'AddressSanitizer|runtime error|Segmentation|core dumped' err.txt; then
+    cat err.txt >&2; fail "$what: crashed"
+  fi
+  pass "$what (exit $code)"
+}
+
+# no_partial_files DIR: no temp files left behind by atomic writes.
+no_partial_files() {
+  local left
+  left=$(find "$1" -name '.*.tmp.*' 2>/dev/null | head -5)
+  [[ -z $left ]] || fail "temp files left behind: $left"
+}
+
+# A python with h5py and numpy for interop checks, or skip.
+find_python() {
+  for p in "${KILN_PYTHON:-}" "$KILN_SRC/.venv-test/bin/python" /usr/bin/python3 python3; do
+    [[ -n $p ]] && command -v "$p" >/dev/null 2>&1 && "$p" -c 'import h5py, numpy' 2>/dev/null &&
+      { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# make_blobs FILE ROWS: a CSV with 4 features and 3 well separated text classes.
+make_blobs() {
+  awk -v n="$2" 'BEGIN {
+    srand(7); print "f1,f2,f3,f4,species";
+    split("setosa versicolor virginica", name, " ");
+    for (i = 0; i < n; i++) {
+      c = i % 3; cx = c * 4.0;
+      printf "%.4f,%.4f,%.4f,%.4f,%s\n", cx + rand(), -cx + rand(), rand(), cx / 2 + rand(), name[c + 1];
+    }
+  }' > "$1"
+}
+
+finish() { echo "$checks checks passed"; }
