@@ -525,7 +525,7 @@ TEST(idx_errors)
     fputc(1, f);
     fclose(f);
     opt.idx_images = tpath("img7");
-    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "longer");
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "too long");
     write_idx(tpath("img7"), false, 3, idims, 0, 0);
     write_idx(tpath("lab6"), false, 1, short_l, 1, 0);
     opt.idx_labels = tpath("lab6");
@@ -842,7 +842,7 @@ TEST(rows_h5)
         ASSERT_OK(kiln_rows_read(r, 4, buf, &got));
         if (got == 0) break;
         for (int64_t i = 0; i < got * 6; i++)
-            ASSERT_NEAR((float)X[total * 6 + i] / 255.0f, buf[i], 0);
+            ASSERT_NEAR(kiln_u8_to_f32(X[total * 6 + i]), buf[i], 0);
         total += got;
     }
     ASSERT_EQ_INT(6, total);
@@ -862,7 +862,7 @@ TEST(rows_h5)
 TEST(rows_csv)
 {
     const char *p = tpath("rows.csv");
-    write_text(p, "a,label,b\n1,x,2\n3,y,4\r\n5,z,6\n7,w,oops\n");
+    write_text(p, "a, label ,b\n1,x,2\n3,y,4\r\n5,z,6\n7,w,oops\n");
     struct kiln_rows_reader *r = NULL;
     ASSERT_OK(kiln_rows_open(p, NULL, "label", &r));
     ASSERT_EQ_INT(-1, kiln_rows_count(r));

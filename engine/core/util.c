@@ -148,7 +148,17 @@ enum kiln_status sha256_file(const char *path, char hex[65])
 
 /* --- HDF5 --------------------------------------------------------------------- */
 
-void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void h5_quiet(void)
+{
+    /* HDF5's exit handler re-closes files whose close failed (a full disk)
+     * and crashes doing it (1.10); kiln closes every file it opens, so the
+     * handler has nothing to do. It must be turned off before HDF5 starts. */
+    static bool done;
+    if (done) return;
+    done = true;
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 static enum kiln_status h5_attr_write(hid_t obj, const char *name, hid_t type, hid_t space,
                                       const void *buf)

@@ -469,22 +469,19 @@ static enum kiln_status write_array(hid_t grp, const char *split, const char *na
     }
     space = H5Screate_simple(rank, hd, NULL);
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (space < 0 || dcpl < 0) goto fail;
+    bool ok = space >= 0 && dcpl >= 0;
     /* An empty array cannot be chunked (chunks must not exceed fixed dims). */
-    if (dims[0] > 0) {
+    if (ok && dims[0] > 0) {
         size_t rows = DATASET_CHUNK_BYTES / row_bytes;
         if (rows < 1) rows = 1;
         chunk[0] = rows < hd[0] ? rows : hd[0];
-        if (H5Pset_chunk(dcpl, rank, chunk) < 0) goto fail;
+        ok = H5Pset_chunk(dcpl, rank, chunk) >= 0;
     }
-    d = H5Dcreate2(grp, name, dtype_file_type(dt), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (d < 0) goto fail;
-    if (dims[0] > 0 && H5Dwrite(d, dtype_mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        goto fail;
-    goto cleanup;
-fail:
-    st = kiln_errorf(KILN_ERR_IO, "cannot write %s/%s (disk full?)", split, name);
-cleanup:
+    if (ok) d = H5Dcreate2(grp, name, dtype_file_type(dt), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ok = ok && d >= 0 &&
+         (dims[0] == 0 ||
+          H5Dwrite(d, dtype_mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (!ok) st = kiln_errorf(KILN_ERR_IO, "cannot write %s/%s (disk full?)", split, name);
     if (d >= 0) H5Dclose(d);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
@@ -1044,6 +1041,13 @@ enum kiln_status kiln_data_import(const struct kiln_import_options *opt,
     st = idx ? data_import_idx(opt, ds) : opt->csv ? data_import_csv(opt, ds)
                                                    : data_import_h5(opt, ds);
     if (st != KILN_OK) goto cleanup;
+    /* Checked before the split, which indexes per-class tables by label. */
+    st = splits_agree(ds);
+    for (int i = 0; i < KILN_SPLIT_COUNT && st == KILN_OK; i++) st = data_check_split(ds, i);
+    if (st != KILN_OK) {
+        kiln_error_context(st, "%s", idx ? opt->idx_images : opt->csv ? opt->csv : opt->h5);
+        goto cleanup;
+    }
     if (!ds->splits[KILN_SPLIT_TEST] && opt->test_fraction > 0.0) {
         st = data_split_holdout(ds, opt->test_fraction, opt->seed);
         if (st != KILN_OK) goto cleanup;
@@ -1058,12 +1062,6 @@ enum kiln_status kiln_data_import(const struct kiln_import_options *opt,
                  opt->test_fraction, ds->n_classes > 0 ? "stratified" : "shuffled", opt->seed);
         free(ds->source);
         ds->source = src;
-    }
-    st = splits_agree(ds);
-    for (int i = 0; i < KILN_SPLIT_COUNT && st == KILN_OK; i++) st = data_check_split(ds, i);
-    if (st != KILN_OK) {
-        kiln_error_context(st, "%s", idx ? opt->idx_images : opt->csv ? opt->csv : opt->h5);
-        goto cleanup;
     }
     char now[32];
     time_iso8601(now);

@@ -74,13 +74,13 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
     gzbuffer(g, 1 << 18);
     const char *unit = "";
     int64_t got = gz_read_all(g, head, 4);
-    if (got >= 0 && !gzdirect(g)) unit = " (uncompressed)";
+    if (got >= 0 && !gzdirect(g)) unit = " uncompressed";
     if (got < 0) {
         st = gz_fail(g, path);
         goto cleanup;
     }
     if (got < 4) {
-        st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated: expected at least 4 bytes%s, found "
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated: expected at least 4%s bytes, found "
                          "%" PRId64, path, unit, got);
         goto cleanup;
     }
@@ -107,8 +107,8 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
         goto cleanup;
     }
     if (got < 4 * rank) {
-        st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated: expected a %" PRId64 "-byte header%s, "
-                         "found %" PRId64 " bytes", path, header, unit, 4 + got);
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated: expected a %" PRId64 "-byte header, "
+                         "found %" PRId64 "%s bytes", path, header, 4 + got, unit);
         goto cleanup;
     }
     out->ndim = rank;
@@ -123,6 +123,23 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
         }
         out->bytes *= out->dims[i];
     }
+    /* Check the claimed size against the file before allocating it: a raw
+     * file must hold exactly header + data bytes, and deflate cannot expand
+     * data more than 1032-fold, so a damaged header never costs a huge
+     * allocation. */
+    if (gzdirect(g) && header + out->bytes != (int64_t)sb.st_size) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: %s: the header's dimensions need %" PRId64
+                         " bytes (%" PRId64 " header + %" PRId64 " data), found %" PRId64, path,
+                         header + out->bytes > (int64_t)sb.st_size ? "truncated" : "too long",
+                         header + out->bytes, header, out->bytes, (int64_t)sb.st_size);
+        goto cleanup;
+    }
+    if (!gzdirect(g) && out->bytes / 1032 > (int64_t)sb.st_size) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated or corrupt: the header's dimensions "
+                         "need %" PRId64 " uncompressed bytes, more than %" PRId64 " compressed "
+                         "bytes can hold", path, header + out->bytes, (int64_t)sb.st_size);
+        goto cleanup;
+    }
     out->data = malloc((size_t)out->bytes);
     if (!out->data) {
         st = kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory for %" PRId64 " bytes", path,
@@ -136,7 +153,7 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
     }
     if (got < out->bytes) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated: the header's dimensions need %" PRId64
-                         " bytes%s (%" PRId64 " header + %" PRId64 " data), found %" PRId64, path,
+                         "%s bytes (%" PRId64 " header + %" PRId64 " data), found %" PRId64, path,
                          header + out->bytes, unit, header, out->bytes, header + got);
         goto cleanup;
     }
@@ -147,7 +164,7 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
         goto cleanup;
     }
     if (got > 0) {
-        st = kiln_errorf(KILN_ERR_FORMAT, "%s: the header's dimensions need %" PRId64 " bytes%s, "
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: the header's dimensions need %" PRId64 "%s bytes, "
                          "but the file is longer (wrong dimensions?)", path, header + out->bytes,
                          unit);
         goto cleanup;

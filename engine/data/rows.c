@@ -125,9 +125,13 @@ static enum kiln_status rows_open_csv(struct kiln_rows_reader *rr, const char *d
     }
     rr->drop = -1;
     for (int j = 0; j < rr->ncols && st == KILN_OK; j++) {
-        st = str_dup(fields[j], &rr->names[j]);
+        /* Trimmed as the CSV importer trims them: "a, label" names "label". */
+        char *s = fields[j], *e = s + strlen(s);
+        while (*s == ' ' || *s == '\t') s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+        st = str_dup(s, &rr->names[j]);
         /* A scoring input may lack the label column: nothing to drop then. */
-        if (st == KILN_OK && drop_column && rr->drop < 0 && strcmp(fields[j], drop_column) == 0)
+        if (st == KILN_OK && drop_column && rr->drop < 0 && strcmp(s, drop_column) == 0)
             rr->drop = j;
     }
     if (st != KILN_OK) goto cleanup;
@@ -475,21 +479,21 @@ static enum kiln_status pred_write_h5(struct kiln_pred_writer *w, const float *o
         int rank = i == 0 ? 1 : 2;
         hsize_t dims[2] = {(hsize_t)(w->rows + rows), (hsize_t)w->k};
         hsize_t start[2] = {(hsize_t)w->rows, 0}, count[2] = {(hsize_t)rows, (hsize_t)w->k};
-        if (H5Dset_extent(dsets[i], dims) < 0) goto fail;
-        fs = H5Dget_space(dsets[i]);
-        ms = H5Screate_simple(rank, count, NULL);
-        if (fs < 0 || ms < 0 ||
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dwrite(dsets[i], types[i], ms, fs, H5P_DEFAULT, bufs[i]) < 0)
-            goto fail;
+        bool ok = H5Dset_extent(dsets[i], dims) >= 0;
+        if (ok) fs = H5Dget_space(dsets[i]);
+        if (ok) ms = H5Screate_simple(rank, count, NULL);
+        ok = ok && fs >= 0 && ms >= 0 &&
+             H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dwrite(dsets[i], types[i], ms, fs, H5P_DEFAULT, bufs[i]) >= 0;
+        if (!ok) {
+            st = kiln_errorf(KILN_ERR_IO, "%s: cannot append %" PRId64 " rows (disk full?)",
+                             w->tmp, rows);
+            goto cleanup;
+        }
         H5Sclose(fs);
         H5Sclose(ms);
         fs = ms = -1;
     }
-    goto cleanup;
-fail:
-    st = kiln_errorf(KILN_ERR_IO, "%s: cannot append %" PRId64 " rows (disk full?)", w->tmp,
-                     rows);
 cleanup:
     if (fs >= 0) H5Sclose(fs);
     if (ms >= 0) H5Sclose(ms);

@@ -208,7 +208,7 @@ enum kiln_status kiln_checkpoint_save(const char *path, const struct kiln_config
         const struct kiln_split *tr = ds->splits[KILN_SPLIT_TRAIN];
         bool u8 = tr && tr->x_dtype == KILN_DTYPE_U8;
         st = g < 0 ? kiln_errorf(KILN_ERR_IO, "cannot create /preprocess")
-                   : h5_attr_write_f64(g, "uint8_scale", 1.0 / 255.0);
+                   : h5_attr_write_f64(g, "uint8_scale", KILN_U8_SCALE);
         if (st == KILN_OK) st = h5_attr_write_str(g, "input_dtype", u8 ? "uint8" : "float32");
         if (g >= 0) H5Gclose(g);
         g = -1;
@@ -329,7 +329,7 @@ static enum kiln_status read_meta(hid_t f, const char *path, struct kiln_model_m
     }
     if (st == KILN_OK && h5_attr_exists(f, "classes"))
         st = h5_attr_read_strs(f, "classes", &meta->classes, &meta->n_classes);
-    meta->uint8_scale = 1.0 / 255.0;
+    meta->uint8_scale = KILN_U8_SCALE;
     if (st == KILN_OK && H5Lexists(f, "preprocess", H5P_DEFAULT) > 0) {
         hid_t p = H5Gopen2(f, "preprocess", H5P_DEFAULT);
         if (p >= 0 && h5_attr_exists(p, "uint8_scale"))

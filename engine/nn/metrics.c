@@ -25,7 +25,7 @@ static enum kiln_status eval_load_batch(struct kiln_model *m, const struct kiln_
 {
     struct kiln_backend *be = m->be;
     bool u8 = sp->x_dtype == KILN_DTYPE_U8;
-    float scale = u8 ? 1.0f / 255.0f : 1.0f;
+    float scale = u8 ? KILN_U8_SCALE : 1.0f;
     size_t y_row = (size_t)sp->y_dim * kiln_dtype_size(sp->y_dtype);
     bool host = be->iface->host_memory;
     float *x = host ? m->x : host_x;

@@ -91,6 +91,13 @@ static enum kiln_status model_plan_layers(struct kiln_model *m)
         } else if (layer_is_activation(lc->kind, &act)) {
             l->act = act;
             l->act_param = lc->negative_slope;
+            /* kiln_act_deriv reads the output's sign, which is the input's
+             * only for a slope >= 0 (the config schema enforces it too). */
+            if (act == KILN_ACT_LEAKY_RELU && l->act_param < 0.0f)
+                return kiln_errorf(KILN_ERR_CONFIG,
+                                   "model.layers[%d] (leaky_relu, line %d): negative_slope must "
+                                   "be >= 0",
+                                   i, lc->line);
             /* Fuse into the dense before when the derivative needs only the
              * output: one pass over the activations instead of two. */
             if (i > 0 && m->layers[i - 1].kind == KILN_LAYER_DENSE &&

@@ -326,7 +326,7 @@ static enum kiln_status train_step(struct kiln_trainer *t, const int64_t *rows, 
     if (st != KILN_OK) return st;
     bool u8 = sp->x_dtype == KILN_DTYPE_U8;
     st = ops->gather_rows(be->ctx, t->x_src, u8 ? KILN_ELEM_U8 : KILN_ELEM_F32, sp->feat_size,
-                          t->idx_dev, n_rows, u8 ? 1.0f / 255.0f : 1.0f, m->x);
+                          t->idx_dev, n_rows, u8 ? KILN_U8_SCALE : 1.0f, m->x);
     if (st != KILN_OK) return st;
     /* Labels are small: gathered on the host, then uploaded when the
      * backend's memory is not host memory. */

@@ -29,7 +29,9 @@ enum kiln_status cpu_softmax_xent(void *ctx, const float *logits, const int32_t 
         float lse = mx + logf(sum);
         int32_t y = labels[r];
         /* -sum_c t_c log p_c = lse - sum_c t_c z_c */
-        loss_rows[r] = lse - ((1.0f - smoothing) * z[y] + off * zsum);
+        /* Without smoothing the sum term is skipped, not multiplied by 0: a
+         * -inf logit would make it NaN where PyTorch's loss is finite. */
+        loss_rows[r] = lse - (1.0f - smoothing) * z[y] - (smoothing > 0.0f ? off * zsum : 0.0f);
         if (dlogits) {
             float *d = dlogits + r * cols;
             float inv = 1.0f / sum;

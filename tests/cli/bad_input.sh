@@ -78,6 +78,18 @@ expect_fail "predict with the wrong width" 6 "features" \
 [[ ! -e p.csv ]] || fail "a failed predict left p.csv"
 expect_fail "unknown split" 2 "split" "$KILN" eval ok/model.h5 --data blobs.h5 --split nope
 
+# A full disk (a file-size limit stands in for it): a clear error, no partial file.
+full() { ( trap '' XFSZ; ulimit -f "$1"; shift; "$@" ); }
+mkdir full
+expect_fail "full disk while saving a dataset" 3 "full.h5" \
+  full 4 "$KILN" data import x --csv blobs.csv --label species -o full/full.h5
+expect_fail "full disk while writing a checkpoint" 3 "checkpoint.h5|model.h5" \
+  full 2 "$KILN" train good.yaml --data blobs.h5 --out full/run
+expect_fail "full disk while writing predictions" 3 "pred.h5" \
+  full 4 "$KILN" predict ok/model.h5 --input blobs.h5 --array train/X --output full/pred.h5 --batch 8
+[[ ! -e full/full.h5 && ! -e full/run/model.h5 && ! -e full/pred.h5 ]] || fail "a full disk left a file"
+no_partial_files full
+
 # A read-only output folder (root ignores permissions, so drop to nobody).
 mkdir ro && chmod 555 ro
 if [[ $(id -u) -eq 0 ]]; then

@@ -57,10 +57,12 @@ const char *kiln_split_name(enum kiln_split_id id); /* "train", "val", "test" */
 /* KILN_ERR_USAGE for a name other than train/val/test. */
 enum kiln_status kiln_split_parse(const char *name, enum kiln_split_id *out);
 
-/* The one conversion of uint8 features to float (v / 255, as torchvision's
- * ToTensor): batch formation and kiln_rows_read both use it, so training and
- * scoring see bit-identical inputs. */
-static inline float kiln_u8_to_f32(uint8_t v) { return (float)v / 255.0f; }
+/* The one conversion of uint8 features to float: v * (1/255), the multiply
+ * the gather_rows op does with scale KILN_U8_SCALE. Batch formation,
+ * evaluation and kiln_rows_read all use it, so training and scoring see
+ * bit-identical inputs (within 1 ulp of torchvision's v / 255). */
+#define KILN_U8_SCALE (1.0f / 255.0f)
+static inline float kiln_u8_to_f32(uint8_t v) { return (float)v * KILN_U8_SCALE; }
 
 /* Size in bytes of one element of dtype. */
 size_t kiln_dtype_size(enum kiln_dtype dt);
@@ -126,10 +128,16 @@ struct kiln_import_options {
     uint64_t seed;
 };
 
+/* Defaults: delimiter ',', fill NONE, task AUTO, test_fraction 0, seed 0,
+ * every source NULL. */
 struct kiln_import_options kiln_import_options_default(void);
 
-/* Reads the source named in opt into a new in-memory dataset (caller owns).
- * Errors name the file and, for CSV, the row and column. */
+/* Reads the one source named in opt (IDX, CSV or HDF5; none or several is
+ * KILN_ERR_USAGE) into a new in-memory dataset (caller owns), holds out a
+ * test split when the source has none and test_fraction > 0, and sets name,
+ * source, created and sha256. Errors name the file and, for CSV, the line
+ * and column ("data.csv:12:age: missing value"). docs/FORMATS.md details
+ * each importer. */
 enum kiln_status kiln_data_import(const struct kiln_import_options *opt,
                                   struct kiln_dataset **out);
 
@@ -149,7 +157,8 @@ int64_t kiln_rows_count(const struct kiln_rows_reader *r);
 /* Features per row. */
 int64_t kiln_rows_width(const struct kiln_rows_reader *r);
 /* Reads up to max_rows rows into dst (max_rows * width floats); *got = 0 at
- * the end. A malformed row is KILN_ERR_FORMAT naming its row and column. */
+ * the end. A malformed row (CSV text that is not a number, a NaN/Inf in an
+ * HDF5 float array) is KILN_ERR_FORMAT naming its row and column. */
 enum kiln_status kiln_rows_read(struct kiln_rows_reader *r, int64_t max_rows, float *dst,
                                 int64_t *got);
 void kiln_rows_close(struct kiln_rows_reader *r);
@@ -165,7 +174,8 @@ struct kiln_pred_meta {
     const char *model_sha256;   /* hash of the model file */
     int n_classes;              /* 0 for regression */
     char **classes;             /* may be NULL: then classes are numbered */
-    int64_t out_dim;            /* outputs per row */
+    int64_t out_dim;            /* outputs per row: n_classes, or 1 (a sigmoid's
+                                 * P(class 1)) when n_classes is 2 */
 };
 
 enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_meta *meta,
