@@ -17,6 +17,13 @@ enum kiln_status cmd_eval(int argc, char **argv);
 enum kiln_status cmd_predict(int argc, char **argv);
 enum kiln_status cmd_config(int argc, char **argv);
 enum kiln_status cmd_version(int argc, char **argv);
+enum kiln_status cmd_init(int argc, char **argv);
+enum kiln_status cmd_gc(int argc, char **argv);
+enum kiln_status cmd_fsck(int argc, char **argv);
+enum kiln_status cmd_audit(int argc, char **argv);
+enum kiln_status cmd_runs(int argc, char **argv);
+enum kiln_status cmd_sweep(int argc, char **argv);
+enum kiln_status cmd_model(int argc, char **argv);
 
 /* True when argv holds -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);
@@ -32,5 +39,11 @@ enum kiln_status cli_parse_double(const char *opt, const char *s, double *out);
  * past it and returns true. A missing value sets *st to a usage error. */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value,
              enum kiln_status *st);
+
+struct kiln_store;
+/* Opens the workspace named by --workspace (ws_dir, may be NULL) or found by
+ * walking up from the cwd. required: no workspace is an error suggesting
+ * `kiln init`; otherwise *out may come back NULL. */
+enum kiln_status cli_open_store(const char *ws_dir, bool required, struct kiln_store **out);
 
 #endif

@@ -17,6 +17,13 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a dataset split"},
     {"predict", cmd_predict, "run a model over HDF5 or CSV rows"},
     {"config", cmd_config, "print the config reference or check a config"},
+    {"init", cmd_init, "make a workspace (.kiln/) in the current folder"},
+    {"runs", cmd_runs, "list, show, compare and export training runs"},
+    {"sweep", cmd_sweep, "run a grid or random search over config keys"},
+    {"model", cmd_model, "register, alias, tag, archive models; lineage and model cards"},
+    {"audit", cmd_audit, "print or verify the workspace's audit log"},
+    {"gc", cmd_gc, "remove unreferenced objects and stale temp files"},
+    {"fsck", cmd_fsck, "check every object's hash, every reference and the audit chain"},
     {"version", cmd_version, "print the version and the backends built"},
 };
 

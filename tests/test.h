@@ -74,8 +74,9 @@ static int test_current_failed;
             TEST_FAIL("%s returned %s, expected %s (message: %s)", #expr,      \
                       kiln_status_name(st_), kiln_status_name(want),           \
                       kiln_last_error());                                      \
-        if ((needle) && !strstr(kiln_last_error(), (needle)))                  \
-            TEST_FAIL("message of %s lacks '%s': %s", #expr, (needle),         \
+        const char *needle_ = (needle);                                        \
+        if (needle_ && !strstr(kiln_last_error(), needle_))                    \
+            TEST_FAIL("message of %s lacks '%s': %s", #expr, needle_,          \
                       kiln_last_error());                                      \
     } while (0)
 
@@ -100,6 +101,24 @@ static int test_current_failed;
             TEST_FAIL("%s ~ %s: expected %.9g, got %.9g (tol %.3g)", #want,    \
                       #got, w_, g_, (double)(tol));                            \
     } while (0)
+
+/* Test inputs: SplitMix64 steps from a seed the test prints, so any failure
+ * can be replayed. */
+static uint64_t test_rng_state;
+
+static inline uint64_t test_rng_u64(void)
+{
+    uint64_t z = (test_rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1): never 0, so log() of it is finite. */
+static inline double test_rng01(void)
+{
+    return ((double)(test_rng_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
 
 static inline int test_summary(void)
 {

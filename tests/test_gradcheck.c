@@ -41,16 +41,7 @@ static struct kiln_backend *g_be;
 
 /* --- inputs -------------------------------------------------------------------- */
 
-static uint64_t g_rng;
-static uint64_t rnd_u64(void)
-{
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rnd01(void) { return (double)(rnd_u64() >> 11) * (1.0 / 9007199254740992.0); }
-static float rnd_range(double lo, double hi) { return (float)(lo + (hi - lo) * rnd01()); }
+static float rnd_range(double lo, double hi) { return (float)(lo + (hi - lo) * test_rng01()); }
 
 /* --- configs ------------------------------------------------------------------- */
 
@@ -322,10 +313,10 @@ static int gradcheck(const char *name, const struct kiln_model_config *cfg, int6
         if (kink >= KINK_MARGIN) break;
     }
     if (kink < KINK_MARGIN) FAILF("%s: could not draw inputs away from the ReLU kink", name);
-    for (int64_t r = 0; r < rows; r++) yi[r] = (int32_t)(rnd_u64() % (uint64_t)L.out_size);
+    for (int64_t r = 0; r < rows; r++) yi[r] = (int32_t)(test_rng_u64() % (uint64_t)L.out_size);
     for (int64_t j = 0; j < nlab; j++)
         yf[j] = cfg->loss == KILN_LOSS_BCE_LOGITS
-                    ? (j % 2 ? (float)(rnd_u64() & 1) : rnd_range(0, 1)) /* hard and soft */
+                    ? (j % 2 ? (float)(test_rng_u64() & 1) : rnd_range(0, 1)) /* hard and soft */
                     : rnd_range(-2, 2);
 
     /* Analytic (kiln, float32). */
@@ -636,7 +627,7 @@ int main(void)
 {
     const char *env = getenv("KILN_TEST_SEED");
     if (env && *env) g_seed = strtoull(env, NULL, 0);
-    g_rng = g_seed;
+    test_rng_state = g_seed;
     fprintf(stderr, "test_gradcheck: seed %llu (set KILN_TEST_SEED to repeat)\n",
             (unsigned long long)g_seed);
     if (kiln_cpu_backend_create(1, &g_be) != KILN_OK) {

@@ -27,18 +27,7 @@
 /* --- inputs -------------------------------------------------------------------- */
 
 static uint64_t g_seed = 20240611;
-static uint64_t g_rng;
-
-static uint64_t rnd_u64(void)
-{
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rnd01(void) { return (double)(rnd_u64() >> 11) * (1.0 / 9007199254740992.0); }
-static float rnd_range(double lo, double hi) { return (float)(lo + (hi - lo) * rnd01()); }
+static float rnd_range(double lo, double hi) { return (float)(lo + (hi - lo) * test_rng01()); }
 
 static void fill_uniform(float *x, int64_t n, double lo, double hi)
 {
@@ -678,7 +667,7 @@ TEST(softmax_xent)
                 float *z = malloc((size_t)n * sizeof(float));
                 int32_t *lab = malloc((size_t)rows * sizeof(int32_t));
                 fill_uniform(z, n, -5, 5);
-                for (int64_t r = 0; r < rows; r++) lab[r] = (int32_t)(rnd_u64() % (uint64_t)cols);
+                for (int64_t r = 0; r < rows; r++) lab[r] = (int32_t)(test_rng_u64() % (uint64_t)cols);
                 float gs = 1.0f / (float)rows;
                 float *loss = out_buf(rows), *d = out_buf(n);
                 ASSERT_OK(OPS(b)->softmax_xent(CTX(b), z, lab, rows, cols, sm, loss, d, gs));
@@ -750,7 +739,7 @@ TEST(bce_logits)
             float *z = malloc((size_t)n * sizeof(float)), *t = malloc((size_t)n * sizeof(float));
             fill_uniform(z, n, -8, 8);
             for (int64_t i = 0; i < n; i++)
-                t[i] = i % 3 == 0 ? (float)(rnd_u64() & 1) : rnd_range(0, 1); /* hard and soft */
+                t[i] = i % 3 == 0 ? (float)(test_rng_u64() & 1) : rnd_range(0, 1); /* hard and soft */
             float gs = 1.0f / (float)rows;
             float *loss = out_buf(rows), *d = out_buf(n);
             ASSERT_OK(OPS(b)->bce_logits(CTX(b), z, t, rows, cols, loss, d, gs));
@@ -874,7 +863,7 @@ TEST(count_nonfinite)
         float *x = malloc((size_t)n * sizeof(float));
         fill_uniform(x, n, -1e30, 1e30);
         for (int64_t i = 0; i < n; i++) {
-            uint64_t r = rnd_u64() % 50;
+            uint64_t r = test_rng_u64() % 50;
             if (r == 0) x[i] = NAN;
             else if (r == 1) x[i] = INFINITY;
             else if (r == 2) x[i] = -INFINITY;
@@ -995,10 +984,10 @@ TEST(gather_rows)
             int64_t rs = row_sizes[s], src_rows = 41, rows = 23;
             uint8_t *u8 = malloc((size_t)(src_rows * rs));
             float *f32 = malloc((size_t)(src_rows * rs) * sizeof(float));
-            for (int64_t i = 0; i < src_rows * rs; i++) u8[i] = (uint8_t)(rnd_u64() & 255);
+            for (int64_t i = 0; i < src_rows * rs; i++) u8[i] = (uint8_t)(test_rng_u64() & 255);
             fill_uniform(f32, src_rows * rs, -5, 5);
             int64_t idx[23];
-            for (int64_t r = 0; r < rows; r++) idx[r] = (int64_t)(rnd_u64() % (uint64_t)src_rows);
+            for (int64_t r = 0; r < rows; r++) idx[r] = (int64_t)(test_rng_u64() % (uint64_t)src_rows);
             idx[1] = idx[0];                 /* repeats are fine */
             idx[rows - 1] = src_rows - 1;    /* the last row */
             double *ref = dbuf(rows * rs);
@@ -1041,8 +1030,8 @@ TEST(gather_rows_parallel)
     int64_t rs = 784, src_rows = 300, rows = 256;
     uint8_t *u8 = malloc((size_t)(src_rows * rs));
     int64_t *idx = malloc((size_t)rows * sizeof(int64_t));
-    for (int64_t i = 0; i < src_rows * rs; i++) u8[i] = (uint8_t)(rnd_u64() & 255);
-    for (int64_t r = 0; r < rows; r++) idx[r] = (int64_t)(rnd_u64() % (uint64_t)src_rows);
+    for (int64_t i = 0; i < src_rows * rs; i++) u8[i] = (uint8_t)(test_rng_u64() & 255);
+    for (int64_t r = 0; r < rows; r++) idx[r] = (int64_t)(test_rng_u64() % (uint64_t)src_rows);
     float *d[N_BE];
     for (int b = 0; b < N_BE; b++) {
         d[b] = out_buf(rows * rs);
@@ -1090,7 +1079,7 @@ int main(void)
 {
     const char *env = getenv("KILN_TEST_SEED");
     if (env && *env) g_seed = strtoull(env, NULL, 0);
-    g_rng = g_seed;
+    test_rng_state = g_seed;
     fprintf(stderr, "test_kernels: seed %llu (set KILN_TEST_SEED to repeat)\n",
             (unsigned long long)g_seed);
     for (int b = 0; b < N_BE; b++)

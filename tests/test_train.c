@@ -25,18 +25,9 @@ static struct kiln_backend *g_be;
 
 /* --- synthetic data -------------------------------------------------------------- */
 
-static uint64_t g_rng;
-static uint64_t rnd_u64(void)
-{
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rnd01(void) { return ((double)(rnd_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 static double rnd_normal(void)
 {
-    return sqrt(-2.0 * log(rnd01())) * cos(6.283185307179586 * rnd01());
+    return sqrt(-2.0 * log(test_rng01())) * cos(6.283185307179586 * test_rng01());
 }
 
 enum { FEAT = 8, CLASSES = 4 };
@@ -60,11 +51,11 @@ static struct kiln_dataset *make_blobs(int64_t n, uint64_t seed)
         free(ds);
         return NULL;
     }
-    g_rng = seed;
+    test_rng_state = seed;
     float *X = s->X;
     int32_t *y = s->y;
     for (int64_t r = 0; r < n; r++) {
-        int c = (int)(rnd_u64() % CLASSES);
+        int c = (int)(test_rng_u64() % CLASSES);
         y[r] = c;
         for (int j = 0; j < FEAT; j++) {
             double centre = 0.0;
@@ -89,7 +80,7 @@ static struct kiln_dataset *make_linear(int64_t n, uint64_t seed)
         free(ds);
         return NULL;
     }
-    g_rng = seed;
+    test_rng_state = seed;
     static const double W[2][FEAT] = {{0.8, -0.5, 0.3, 0.0, 1.2, -0.7, 0.2, 0.4},
                                       {-0.3, 0.6, 0.9, -1.1, 0.0, 0.5, -0.4, 0.1}};
     static const double B[2] = {0.5, -1.0};

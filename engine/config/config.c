@@ -481,13 +481,12 @@ struct set_part {
 };
 
 /* Splits "model.layers[2].units" into parts and checks it names a schema
- * key; a key under the free-form card is taken as is. */
+ * key. */
 static enum kiln_status set_parse_key(const char *key, int index, struct set_part *parts,
                                       int *n_parts)
 {
     char spath[256] = "", shown[160];
     const char *s = key;
-    bool freeform = false;
     int n = 0;
 
     schema_quote(key, shown, sizeof shown);
@@ -511,23 +510,18 @@ static enum kiln_status set_parse_key(const char *key, int index, struct set_par
             parts[n].index = (int)v;
             s = end + 1;
         }
-        if (!freeform) {
-            path_add(spath, sizeof spath, "%s%s", spath[0] ? "." : "", parts[n].name);
-            const struct schema_key *k = schema_find(spath);
-            bool last = *s == '\0';
-            bool ok = k && (last || k->type == SCHEMA_MAP || k->type == SCHEMA_FREEFORM ||
-                            parts[n].index >= 0);
-            if (ok && parts[n].index >= 0) {
-                ok = k->type == SCHEMA_LIST_OF_MAPS;
-                path_add(spath, sizeof spath, "[]");
-            }
-            if (!ok) {
-                const char *hint = schema_suggest(spath);
-                return mark_error("--set", index, 1, key, "unknown key%s%s%s",
-                                  hint ? " (did you mean " : "", hint ? hint : "",
-                                  hint ? "?)" : "");
-            }
-            freeform = k->type == SCHEMA_FREEFORM;
+        path_add(spath, sizeof spath, "%s%s", spath[0] ? "." : "", parts[n].name);
+        const struct schema_key *k = schema_find(spath);
+        bool last = *s == '\0';
+        bool ok = k && (last || k->type == SCHEMA_MAP || parts[n].index >= 0);
+        if (ok && parts[n].index >= 0) {
+            ok = k->type == SCHEMA_LIST_OF_MAPS;
+            path_add(spath, sizeof spath, "[]");
+        }
+        if (!ok) {
+            const char *hint = schema_suggest(spath);
+            return mark_error("--set", index, 1, key, "unknown key%s%s%s",
+                              hint ? " (did you mean " : "", hint ? hint : "", hint ? "?)" : "");
         }
         n++;
         if (*s == '\0') break;
@@ -644,6 +638,7 @@ static void *walk_base(struct walk *w, const struct schema_key *k, struct kiln_l
     case SCHEMA_BASE_MODEL: return &w->cfg->model;
     case SCHEMA_BASE_TRAIN: return &w->cfg->train;
     case SCHEMA_BASE_LAYER: return layer;
+    case SCHEMA_BASE_CARD: return &w->cfg->card;
     default: return NULL;
     }
 }
@@ -728,6 +723,26 @@ static enum kiln_status walk_layers(struct walk *w, const struct schema_key *k,
     return KILN_OK;
 }
 
+/* Free text keeps whatever scalar was written (`license: 2024` is the text
+ * "2024"); an empty or null value is refused like any other empty scalar,
+ * since leaving the key out already means "not stated". */
+static enum kiln_status walk_text(struct walk *w, const struct schema_key *k,
+                                  const struct node *v, const char *dp)
+{
+    char got[128];
+    char **dst = (char **)((char *)walk_base(w, k, NULL) + k->offset);
+    if (v->kind != NODE_SCALAR || node_is_null(v)) {
+        node_describe(v, got, sizeof got);
+        return node_error(v, dp, "expected text, got %s%s", got,
+                          v->kind == NODE_SCALAR ? " (leave the key out instead)" : "");
+    }
+    char *s = strdup(v->text);
+    if (!s) return kiln_errorf(KILN_ERR_NOMEM, "out of memory reading %s", dp);
+    free(*dst);
+    *dst = s;
+    return KILN_OK;
+}
+
 static enum kiln_status walk_value(struct walk *w, const struct schema_key *k,
                                    const struct node *v, const char *dp,
                                    struct kiln_layer_config *layer)
@@ -735,16 +750,17 @@ static enum kiln_status walk_value(struct walk *w, const struct schema_key *k,
     char got[128], exp[300], why[512];
     switch (k->type) {
     case SCHEMA_MAP:
-    case SCHEMA_FREEFORM:
         if (v->kind != NODE_MAP && !node_is_null(v)) {
             node_describe(v, got, sizeof got);
             return node_error(v, dp, "expected a mapping, got %s", got);
         }
-        return k->type == SCHEMA_MAP ? walk_map(w, v, k->path, dp, layer) : KILN_OK;
+        return walk_map(w, v, k->path, dp, layer);
     case SCHEMA_LIST_OF_MAPS:
         return walk_layers(w, k, v, dp);
     case SCHEMA_INT_LIST:
         return walk_int_list(w, k, v, dp);
+    case SCHEMA_TEXT:
+        return walk_text(w, k, v, dp);
     default:
         if (v->kind != NODE_SCALAR) {
             expect_text(k, exp, sizeof exp);
@@ -1041,13 +1057,24 @@ enum kiln_status kiln_model_config_parse(const char *yaml, size_t len, const cha
     *out = cfg->model;
 
 cleanup:
-    free(cfg);
+    kiln_config_free(cfg);
     return st;
+}
+
+static void card_config_free(struct kiln_card_config *c)
+{
+    free(c->description);
+    free(c->intended_use);
+    free(c->limitations);
+    free(c->ethical_considerations);
+    free(c->authors);
+    free(c->license);
 }
 
 void kiln_config_free(struct kiln_config *cfg)
 {
     if (!cfg) return;
+    card_config_free(&cfg->card);
     free(cfg->source_yaml);
     free(cfg);
 }

@@ -70,6 +70,7 @@ static const struct schema_name device_names[] = {
 #define MODEL(f) FIELD(struct kiln_model_config, SCHEMA_BASE_MODEL, f)
 #define LAYER(f) FIELD(struct kiln_layer_config, SCHEMA_BASE_LAYER, f)
 #define TRAIN(f) FIELD(struct kiln_train_config, SCHEMA_BASE_TRAIN, f)
+#define CARD(f) FIELD(struct kiln_card_config, SCHEMA_BASE_CARD, f)
 
 #define INT_IN(lo, hi) .range = SCHEMA_HAS_MIN | SCHEMA_HAS_MAX, .imin = (lo), .imax = (hi)
 #define INT_AT_LEAST(lo) .range = SCHEMA_HAS_MIN, .imin = (lo), .imax = INT64_MAX
@@ -179,8 +180,19 @@ const struct schema_key schema_keys[] = {
      .doc = "CPU threads; 0 = every core"},
 
     /* card -------------------------------------------------------------------- */
-    {.path = "card", .type = SCHEMA_FREEFORM,
-     .doc = "reserved for model cards: any mapping, not used yet"},
+    {.path = "card", .type = SCHEMA_MAP,
+     .doc = "what the model card says beyond the numbers; every key optional"},
+    {.path = "card.description", .type = SCHEMA_TEXT, CARD(description),
+     .doc = "what the model is and does"},
+    {.path = "card.intended_use", .type = SCHEMA_TEXT, CARD(intended_use),
+     .doc = "what it is for, and what it is not for"},
+    {.path = "card.limitations", .type = SCHEMA_TEXT, CARD(limitations),
+     .doc = "known weaknesses: inputs, classes or conditions where it fails"},
+    {.path = "card.ethical_considerations", .type = SCHEMA_TEXT,
+     CARD(ethical_considerations), .doc = "risks, affected people, mitigations"},
+    {.path = "card.authors", .type = SCHEMA_TEXT, CARD(authors), .doc = "who made it"},
+    {.path = "card.license", .type = SCHEMA_TEXT, CARD(license),
+     .doc = "terms of use, e.g. MIT or CC-BY-4.0"},
 };
 
 const int schema_n_keys = (int)(sizeof schema_keys / sizeof schema_keys[0]);
@@ -633,7 +645,6 @@ static const char *type_name(enum schema_type t)
 {
     switch (t) {
     case SCHEMA_MAP: return "map";
-    case SCHEMA_FREEFORM: return "map";
     case SCHEMA_LIST_OF_MAPS: return "list of maps";
     case SCHEMA_INT_LIST: return "int list";
     case SCHEMA_INT: return "int";
@@ -641,6 +652,7 @@ static const char *type_name(enum schema_type t)
     case SCHEMA_BOOL: return "bool";
     case SCHEMA_STRING: return "string";
     case SCHEMA_ENUM: return "enum";
+    case SCHEMA_TEXT: return "text";
     }
     return "?";
 }

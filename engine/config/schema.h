@@ -26,7 +26,6 @@
 
 enum schema_type {
     SCHEMA_MAP,          /* a section: its keys are rows of their own */
-    SCHEMA_FREEFORM,     /* a mapping accepted as is and stored nowhere (card) */
     SCHEMA_LIST_OF_MAPS, /* model.layers: each item a map of "path[]." keys */
     SCHEMA_INT_LIST,     /* int64_t array at offset, its length (int) at count_offset */
     SCHEMA_INT,
@@ -34,10 +33,17 @@ enum schema_type {
     SCHEMA_BOOL,
     SCHEMA_STRING, /* char[size], one of names (a name ending ":N" matches any index) */
     SCHEMA_ENUM,   /* int-sized enum; names map YAML spellings to values */
+    SCHEMA_TEXT,   /* free text (card): a malloc'd char * at offset, NULL when absent */
 };
 
 /* Which struct a row's offset is relative to. */
-enum schema_base { SCHEMA_BASE_NONE, SCHEMA_BASE_MODEL, SCHEMA_BASE_LAYER, SCHEMA_BASE_TRAIN };
+enum schema_base {
+    SCHEMA_BASE_NONE,
+    SCHEMA_BASE_MODEL,
+    SCHEMA_BASE_LAYER,
+    SCHEMA_BASE_TRAIN,
+    SCHEMA_BASE_CARD,
+};
 
 /* Range flags. Open bounds exclude the bound itself. */
 enum {

@@ -159,6 +159,8 @@ void kiln_split_free(struct kiln_split *s)
     if (!s) return;
     free(s->X);
     free(s->y);
+    strv_free(s->hashed_names, s->n_hashed);
+    strv_free(s->hashed, s->n_hashed);
     free(s);
 }
 
@@ -169,6 +171,7 @@ void kiln_dataset_free(struct kiln_dataset *ds)
     free(ds->source);
     free(ds->created);
     free(ds->parent);
+    free(ds->transforms);
     strv_free(ds->classes, ds->n_classes);
     strv_free(ds->feature_names, ds->n_features);
     for (int i = 0; i < KILN_SPLIT_COUNT; i++) kiln_split_free(ds->splits[i]);
@@ -245,11 +248,31 @@ static enum kiln_status split_gather(const struct kiln_split *s, const uint8_t *
     if (st != KILN_OK) return st;
     size_t xrow = (size_t)s->feat_size * kiln_dtype_size(s->x_dtype);
     size_t yrow = (size_t)s->y_dim * kiln_dtype_size(s->y_dtype);
+    /* Hashed identifier columns travel with their rows. */
+    struct kiln_split *o = *out;
+    if (s->n_hashed > 0) {
+        o->hashed_names = calloc((size_t)s->n_hashed, sizeof *o->hashed_names);
+        o->hashed = calloc((size_t)s->n_hashed, sizeof *o->hashed);
+        if (!o->hashed_names || !o->hashed) st = kiln_errorf(KILN_ERR_NOMEM, "split: out of memory");
+        for (int c = 0; st == KILN_OK && c < s->n_hashed; c++) {
+            o->n_hashed = c + 1;
+            st = str_dup(s->hashed_names[c], &o->hashed_names[c]);
+            o->hashed[c] = malloc((size_t)count * 64 + 1);
+            if (st == KILN_OK && !o->hashed[c])
+                st = kiln_errorf(KILN_ERR_NOMEM, "split: out of memory");
+        }
+        if (st != KILN_OK) {
+            kiln_split_free(o);
+            *out = NULL;
+            return st;
+        }
+    }
     int64_t j = 0;
     for (int64_t i = 0; i < s->n; i++) {
         if ((pick[i] != 0) != want) continue;
-        memcpy((char *)(*out)->X + j * xrow, (const char *)s->X + i * xrow, xrow);
-        memcpy((char *)(*out)->y + j * yrow, (const char *)s->y + i * yrow, yrow);
+        memcpy((char *)o->X + j * xrow, (const char *)s->X + i * xrow, xrow);
+        memcpy((char *)o->y + j * yrow, (const char *)s->y + i * yrow, yrow);
+        for (int c = 0; c < s->n_hashed; c++) memcpy(o->hashed[c] + j * 64, s->hashed[c] + i * 64, 64);
         j++;
     }
     KILN_ASSERT(j == count);
@@ -488,6 +511,97 @@ static enum kiln_status write_array(hid_t grp, const char *split, const char *na
     return st;
 }
 
+/* The fixed-length string type of hashed identifiers: 64 hex digits. */
+static hid_t hashed_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t >= 0 && (H5Tset_size(t, 64) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0)) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+/* /<split>/hashed/<column>: [n] 64-character strings (docs/FORMATS.md). */
+static enum kiln_status write_hashed(hid_t split_grp, const struct kiln_split *s, const char *name)
+{
+    enum kiln_status st = KILN_OK;
+    hid_t g = H5Gcreate2(split_grp, "hashed", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t type = hashed_type();
+    hsize_t n = (hsize_t)s->n;
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    if (g < 0 || type < 0 || space < 0) st = kiln_errorf(KILN_ERR_IO, "cannot create /%s/hashed", name);
+    for (int c = 0; c < s->n_hashed && st == KILN_OK; c++) {
+        hid_t d = H5Dcreate2(g, s->hashed_names[c], type, space, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
+        if (d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->hashed[c]) < 0))
+            st = kiln_errorf(KILN_ERR_IO, "cannot write /%s/hashed/%s (disk full?)", name,
+                             s->hashed_names[c]);
+        if (d >= 0) H5Dclose(d);
+    }
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (g >= 0) H5Gclose(g);
+    return st;
+}
+
+/* Reads /<split>/hashed/ when present: every member must be [n] 64-character
+ * strings. Without want_data only the names (hashed[c] stay NULL). */
+static enum kiln_status read_hashed(hid_t split_grp, const char *name, struct kiln_split *s,
+                                    bool want_data)
+{
+    if (H5Lexists(split_grp, "hashed", H5P_DEFAULT) <= 0) return KILN_OK;
+    enum kiln_status st = KILN_OK;
+    hid_t g = H5Gopen2(split_grp, "hashed", H5P_DEFAULT), type = hashed_type();
+    H5G_info_t info;
+    if (g < 0 || type < 0 || H5Gget_info(g, &info) < 0 || info.nlinks > 4096) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "/%s/hashed is not a readable group", name);
+        goto cleanup;
+    }
+    s->hashed_names = calloc(info.nlinks + 1, sizeof *s->hashed_names);
+    s->hashed = calloc(info.nlinks + 1, sizeof *s->hashed);
+    if (!s->hashed_names || !s->hashed) {
+        st = kiln_errorf(KILN_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (hsize_t c = 0; c < info.nlinks && st == KILN_OK; c++) {
+        char col[256];
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, c, col, sizeof col,
+                                         H5P_DEFAULT);
+        if (len <= 0 || (size_t)len >= sizeof col) {
+            st = kiln_errorf(KILN_ERR_FORMAT, "/%s/hashed: member %llu has a bad name", name,
+                             (unsigned long long)c);
+            break;
+        }
+        s->n_hashed = (int)c + 1;
+        st = str_dup(col, &s->hashed_names[c]);
+        if (st != KILN_OK) break;
+        hid_t d = H5Dopen2(g, col, H5P_DEFAULT);
+        hid_t ft = d < 0 ? -1 : H5Dget_type(d), sp = d < 0 ? -1 : H5Dget_space(d);
+        hsize_t dims[2] = {0, 0};
+        bool ok = ft >= 0 && sp >= 0 && H5Tget_class(ft) == H5T_STRING &&
+                  H5Tis_variable_str(ft) == 0 && H5Tget_size(ft) == 64 &&
+                  H5Sget_simple_extent_ndims(sp) == 1 &&
+                  H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && (int64_t)dims[0] == s->n;
+        if (ok && want_data) {
+            s->hashed[c] = malloc((size_t)s->n * 64 + 1);
+            if (!s->hashed[c]) st = kiln_errorf(KILN_ERR_NOMEM, "out of memory");
+            else if (s->n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->hashed[c]) < 0)
+                ok = false;
+        }
+        if (!ok && st == KILN_OK)
+            st = kiln_errorf(KILN_ERR_FORMAT, "/%s/hashed/%s must be [%lld] strings of 64 hex "
+                             "digits", name, col, (long long)s->n);
+        if (sp >= 0) H5Sclose(sp);
+        if (ft >= 0) H5Tclose(ft);
+        if (d >= 0) H5Dclose(d);
+    }
+cleanup:
+    if (type >= 0) H5Tclose(type);
+    if (g >= 0) H5Gclose(g);
+    return st;
+}
+
 static enum kiln_status write_split(hid_t file, const struct kiln_split *s, const char *name)
 {
     enum kiln_status st = KILN_OK;
@@ -499,6 +613,7 @@ static enum kiln_status write_split(hid_t file, const struct kiln_split *s, cons
     if (st == KILN_OK)
         st = write_array(g, name, "y", s->y_dtype, s->y_dtype == KILN_DTYPE_I32 ? 1 : 2, ys,
                          s->y);
+    if (st == KILN_OK && s->n_hashed > 0) st = write_hashed(g, s, name);
     H5Gclose(g);
     return st;
 }
@@ -582,6 +697,8 @@ enum kiln_status kiln_dataset_save(struct kiln_dataset *ds, const char *path)
     if (st == KILN_OK) st = h5_attr_write_str(file, "created", ds->created);
     if (st == KILN_OK && ds->parent && ds->parent[0])
         st = h5_attr_write_str(file, "parent", ds->parent);
+    if (st == KILN_OK && ds->transforms && ds->transforms[0])
+        st = h5_attr_write_str(file, "transforms", ds->transforms);
     if (st == KILN_OK) st = h5_attr_write_str(file, "sha256", ds->sha256);
     for (int i = 0; i < KILN_SPLIT_COUNT && st == KILN_OK; i++)
         if (ds->splits[i]) st = write_split(file, ds->splits[i], split_names[i]);
@@ -676,6 +793,8 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
                              "corrupt file)", name, name);
             goto cleanup;
         }
+        st = read_hashed(g, name, s, true);
+        if (st != KILN_OK) goto cleanup;
     } else {
         /* data_split_wrap frees what it is given; a header split owns nothing. */
         int64_t fs = 0;
@@ -693,6 +812,8 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
         s->x_dtype = xdt;
         s->y_dtype = ydt;
         s->y_dim = ydim;
+        st = read_hashed(g, name, s, false);
+        if (st != KILN_OK) goto cleanup;
     }
     *out = s;
     s = NULL;
@@ -777,6 +898,7 @@ static enum kiln_status dataset_read(const char *path, bool want_arrays,
     if (st == KILN_OK) st = attr_str_opt(file, "source", &ds->source);
     if (st == KILN_OK) st = attr_str_opt(file, "created", &ds->created);
     if (st == KILN_OK) st = attr_str_opt(file, "parent", &ds->parent);
+    if (st == KILN_OK) st = attr_str_opt(file, "transforms", &ds->transforms);
     if (st == KILN_OK) st = h5_attr_read_str(file, "sha256", &sha);
     if (st == KILN_OK && h5_attr_exists(file, "classes"))
         st = h5_attr_read_strs(file, "classes", &ds->classes, &ds->n_classes);
@@ -1024,6 +1146,11 @@ enum kiln_status kiln_data_import(const struct kiln_import_options *opt,
     }
     if (!opt->name || !opt->name[0]) {
         st = kiln_errorf(KILN_ERR_USAGE, "import: the dataset needs a name");
+        goto cleanup;
+    }
+    if ((opt->drop_columns || opt->hash_columns) && !opt->csv) {
+        st = kiln_errorf(KILN_ERR_USAGE, "import: dropping and hashing columns apply to CSV "
+                         "imports");
         goto cleanup;
     }
     if (!(opt->test_fraction >= 0.0 && opt->test_fraction < 1.0)) {

@@ -370,6 +370,82 @@ static const char *fill_name(enum kiln_fill f)
     return f == KILN_FILL_MEAN ? "mean" : f == KILN_FILL_ZERO ? "zero" : "none";
 }
 
+/* What each CSV column becomes. */
+enum csv_role { CSV_FEATURE, CSV_LABEL, CSV_DROP, CSV_HASH };
+
+/* "'a', 'b', ..." of the header, for messages about a column not found. */
+static void column_list(char *list, size_t len, char *const *names, int ncols)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (int j = 0; j < ncols && used + 1 < len; j++) {
+        int w = snprintf(list + used, len - used, "%s'%s'", j ? ", " : "", names[j]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+}
+
+/* Marks the columns of a comma-separated list (--drop-columns or
+ * --hash-columns) with role; each must name a header column that has no
+ * role yet. Appends the names to desc ("a, b"). */
+static enum kiln_status mark_columns(const char *path, const char *list, const char *option,
+                                     enum csv_role role, char *const *names, int ncols,
+                                     enum csv_role *roles, int *count, char *desc, size_t desc_len)
+{
+    *count = 0;
+    if (!list) return KILN_OK;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if (e == p)
+            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: an empty column name in '%s'", path,
+                               option, list);
+        int j = 0;
+        while (j < ncols && !(strlen(names[j]) == (size_t)(e - p) &&
+                              memcmp(names[j], p, (size_t)(e - p)) == 0))
+            j++;
+        if (j == ncols) {
+            char cols[1024];
+            column_list(cols, sizeof cols, names, ncols);
+            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: no column '%.*s' (columns: %s)", path,
+                               option, (int)(e - p), p, cols);
+        }
+        if (roles[j] != CSV_FEATURE)
+            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: column '%s' is %s", path, option,
+                               names[j], roles[j] == CSV_LABEL ? "the label" :
+                               roles[j] == CSV_DROP ? "dropped already" : "hashed already");
+        roles[j] = role;
+        size_t used = strlen(desc);
+        snprintf(desc + used, desc_len - used, "%s%s", *count ? ", " : "", names[j]);
+        (*count)++;
+        if (!*end) break;
+        p = end + 1;
+    }
+    return KILN_OK;
+}
+
+/* Appends hex SHA-256(salt || value) of one identifier (blanks around it
+ * trimmed, as for labels) at dst. */
+static enum kiln_status hash_identifier(const char *salt, const char *value, char dst[64])
+{
+    while (*value == ' ' || *value == '\t') value++;
+    size_t n = strlen(value);
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t')) n--;
+    struct sha256_ctx *c;
+    enum kiln_status st = sha256_begin(&c);
+    if (st != KILN_OK) return st;
+    char hex[65];
+    sha256_update(c, salt, strlen(salt));
+    sha256_update(c, value, n);
+    sha256_end(c, hex);
+    memcpy(dst, hex, 64);
+    return KILN_OK;
+}
+
 enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct kiln_dataset *ds)
 {
     enum kiln_status st = KILN_OK;
@@ -385,6 +461,12 @@ enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct k
     int64_t *valid = NULL;
     struct label **order = NULL;
     void *y = NULL;
+    enum csv_role *roles = NULL;
+    int n_drop = 0, n_hash = 0;
+    char dropped[1024] = "", hashed_desc[1024] = "";
+    char **hashed = NULL;        /* [n_hash] growable buffers of 64-digit digests */
+    int64_t *hcap = NULL;
+    char **hashed_names = NULL;
     if (!opt->label || !opt->label[0]) {
         st = kiln_errorf(KILN_ERR_USAGE, "%s: CSV import needs the name of the label column",
                          path);
@@ -418,22 +500,46 @@ enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct k
         if (label_col < 0 && strcmp(names[j], opt->label) == 0) label_col = j;
     }
     if (label_col < 0) {
-        char list[1024] = "";
-        size_t used = 0;
-        for (int j = 0; j < ncols && used + 1 < sizeof list; j++) {
-            int w = snprintf(list + used, sizeof list - used, "%s'%s'", j ? ", " : "", names[j]);
-            if (w < 0) break;
-            used += (size_t)w;
-        }
+        char list[1024];
+        column_list(list, sizeof list, names, ncols);
         st = kiln_errorf(KILN_ERR_USAGE, "%s: no label column '%s' (columns: %s)", path,
                          opt->label, list);
         goto cleanup;
     }
-    nf = ncols - 1;
-    if (nf == 0) {
-        st = kiln_errorf(KILN_ERR_FORMAT, "%s: no feature columns besides the label '%s'", path,
-                         opt->label);
+    roles = calloc((size_t)ncols, sizeof *roles);
+    if (!roles) {
+        st = kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory", path);
         goto cleanup;
+    }
+    roles[label_col] = CSV_LABEL;
+    st = mark_columns(path, opt->drop_columns, "--drop-columns", CSV_DROP, names, ncols, roles,
+                      &n_drop, dropped, sizeof dropped);
+    if (st == KILN_OK)
+        st = mark_columns(path, opt->hash_columns, "--hash-columns", CSV_HASH, names, ncols,
+                          roles, &n_hash, hashed_desc, sizeof hashed_desc);
+    if (st != KILN_OK) goto cleanup;
+    if (n_hash > 0 && (!opt->salt || !opt->salt[0])) {
+        st = kiln_errorf(KILN_ERR_USAGE, "%s: --hash-columns needs a salt (--salt-file FILE, or "
+                         "import inside a workspace, which keeps one per dataset)", path);
+        goto cleanup;
+    }
+    nf = ncols - 1 - n_drop - n_hash;
+    if (nf == 0) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: no feature columns besides the label '%s'%s", path,
+                         opt->label, n_drop + n_hash ? " and the dropped or hashed ones" : "");
+        goto cleanup;
+    }
+    if (n_hash > 0) {
+        hashed = calloc((size_t)n_hash, sizeof *hashed);
+        hcap = calloc((size_t)n_hash, sizeof *hcap);
+        hashed_names = calloc((size_t)n_hash, sizeof *hashed_names);
+        if (!hashed || !hcap || !hashed_names) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory", path);
+            goto cleanup;
+        }
+        for (int j = 0, h = 0; j < ncols && st == KILN_OK; j++)
+            if (roles[j] == CSV_HASH) st = str_dup(names[j], &hashed_names[h++]);
+        if (st != KILN_OK) goto cleanup;
     }
     sum = calloc((size_t)nf, sizeof *sum);
     valid = calloc((size_t)nf, sizeof *valid);
@@ -455,8 +561,15 @@ enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct k
         if (st == KILN_OK) st = grow((void **)&lab, &ycap, rows + 1, sizeof *lab, path);
         if (st != KILN_OK) goto cleanup;
         float *row = X + rows * nf;
+        for (int j = 0, h = 0; j < ncols && n_hash > 0; j++) {
+            if (roles[j] != CSV_HASH) continue;
+            st = grow((void **)&hashed[h], &hcap[h], (rows + 1) * 64, 1, path);
+            if (st == KILN_OK) st = hash_identifier(opt->salt, fields[j], hashed[h] + rows * 64);
+            if (st != KILN_OK) goto cleanup;
+            h++;
+        }
         for (int j = 0, k = 0; j < ncols; j++) {
-            if (j == label_col) continue;
+            if (roles[j] != CSV_FEATURE) continue; /* dropped columns are never parsed */
             if (data_parse_f32(fields[j], &row[k])) {
                 sum[k] += row[k];
                 valid[k]++;
@@ -491,8 +604,8 @@ enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct k
         goto cleanup;
     }
     if (opt->fill != KILN_FILL_NONE)
-        for (int k = 0; k < nf; k++) {
-            int col = k < label_col ? k : k + 1;
+        for (int k = 0, col = -1; k < nf; k++) {
+            do col++; while (roles[col] != CSV_FEATURE);
             if (valid[k] == rows) continue;
             if (opt->fill == KILN_FILL_MEAN && valid[k] == 0) {
                 st = kiln_errorf(KILN_ERR_FORMAT, "%s:%s: no numeric values to take a mean of",
@@ -569,18 +682,35 @@ enum kiln_status data_import_csv(const struct kiln_import_options *opt, struct k
     X = NULL;
     y = NULL;
     if (st != KILN_OK) goto cleanup;
-    /* Feature names are the header minus the label column. */
-    free(names[label_col]);
-    memmove(names + label_col, names + label_col + 1, (size_t)(ncols - 1 - label_col) * sizeof *names);
+    if (n_hash > 0) {
+        struct kiln_split *tr = ds->splits[KILN_SPLIT_TRAIN];
+        tr->n_hashed = n_hash;
+        tr->hashed_names = hashed_names;
+        tr->hashed = hashed;
+        hashed_names = hashed = NULL;
+    }
+    /* Feature names are the header minus the label, dropped and hashed columns. */
+    for (int j = 0, k = 0; j < ncols; j++) {
+        if (roles[j] == CSV_FEATURE) {
+            names[k++] = names[j];
+        } else {
+            free(names[j]);
+        }
+        if (j >= k) names[j] = NULL;
+    }
     ds->feature_names = names;
     ds->n_features = nf;
     names = NULL;
-    char src[8192], delim[8];
+    char src[8192], delim[8], privacy[2200] = "";
     char dc = opt->delimiter ? opt->delimiter : ',';
     snprintf(delim, sizeof delim, dc == '\t' ? "tab" : "'%c'", dc);
-    snprintf(src, sizeof src, "csv: %s (label '%s', delimiter %s, task %s, fill %s)", path,
+    if (n_drop > 0) snprintf(privacy, sizeof privacy, ", dropped %s", dropped);
+    if (n_hash > 0)
+        snprintf(privacy + strlen(privacy), sizeof privacy - strlen(privacy),
+                 ", hashed %s (salted SHA-256)", hashed_desc);
+    snprintf(src, sizeof src, "csv: %s (label '%s', delimiter %s, task %s, fill %s%s)", path,
              opt->label, delim, classify ? "classification" : "regression",
-             fill_name(opt->fill));
+             fill_name(opt->fill), privacy);
     st = str_dup(src, &ds->source);
 cleanup:
     csv_close(r);
@@ -592,5 +722,9 @@ cleanup:
     free(sum);
     free(valid);
     free(order);
+    free(roles);
+    strv_free(hashed, n_hash);
+    strv_free(hashed_names, n_hash);
+    free(hcap);
     return st;
 }

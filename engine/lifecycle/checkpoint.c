@@ -210,6 +210,10 @@ enum kiln_status kiln_checkpoint_save(const char *path, const struct kiln_config
         st = g < 0 ? kiln_errorf(KILN_ERR_IO, "cannot create /preprocess")
                    : h5_attr_write_f64(g, "uint8_scale", KILN_U8_SCALE);
         if (st == KILN_OK) st = h5_attr_write_str(g, "input_dtype", u8 ? "uint8" : "float32");
+        /* What raw rows go through before the model sees them (absent when
+         * the training data was not transformed). */
+        if (st == KILN_OK && ds->transforms && ds->transforms[0])
+            st = h5_attr_write_str(g, "transforms", ds->transforms);
         if (g >= 0) H5Gclose(g);
         g = -1;
     }
@@ -300,7 +304,9 @@ void kiln_model_meta_free(struct kiln_model_meta *meta)
 {
     if (!meta) return;
     free(meta->dataset_name);
+    free(meta->transforms_json);
     strv_free(meta->classes, meta->n_classes);
+    meta->transforms_json = NULL;
     meta->dataset_name = NULL;
     meta->classes = NULL;
     meta->n_classes = 0;
@@ -334,6 +340,8 @@ static enum kiln_status read_meta(hid_t f, const char *path, struct kiln_model_m
         hid_t p = H5Gopen2(f, "preprocess", H5P_DEFAULT);
         if (p >= 0 && h5_attr_exists(p, "uint8_scale"))
             st = h5_attr_read_f64(p, "uint8_scale", &meta->uint8_scale);
+        if (st == KILN_OK && p >= 0 && h5_attr_exists(p, "transforms"))
+            st = h5_attr_read_str(p, "transforms", &meta->transforms_json);
         if (p >= 0) H5Gclose(p);
     }
     if (st == KILN_OK) st = read_state(f, &meta->state);

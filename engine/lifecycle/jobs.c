@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "kiln/backend.h"
 #include "kiln/lifecycle.h"
+#include "kiln/transform.h"
 
 struct kiln_train_job kiln_train_job_default(void)
 {
@@ -108,6 +109,7 @@ struct train_ctx {
     const struct kiln_dataset *ds;
     struct metrics_log metrics;
     char checkpoint_path[4200];
+    int64_t steps_per_epoch;
 };
 
 static void fmt_metric(char *buf, size_t len, bool have, double v)
@@ -137,8 +139,12 @@ static enum kiln_status train_on_epoch(void *user, struct kiln_trainer *t,
     enum kiln_status st = metrics_append(&c->metrics, line);
     if (st == KILN_OK) st = metrics_flush(&c->metrics);
     int64_t every = c->cfg->train.checkpoint_every;
-    if (st == KILN_OK && every > 0 && (r->epoch % every == 0 || r->epoch == r->epochs || r->stopping))
-        st = kiln_checkpoint_save(c->checkpoint_path, c->cfg, t, c->ds);
+    bool checkpoint =
+        every > 0 && (r->epoch % every == 0 || r->epoch == r->epochs || r->stopping);
+    if (st == KILN_OK && checkpoint) st = kiln_checkpoint_save(c->checkpoint_path, c->cfg, t, c->ds);
+    const struct kiln_train_observer *ob = &c->job->observer;
+    if (st == KILN_OK && ob->on_epoch)
+        st = ob->on_epoch(ob->user, r, checkpoint ? c->checkpoint_path : NULL);
     if (st == KILN_OK && c->job->progress.on_epoch)
         st = c->job->progress.on_epoch(c->job->progress.user, t, r);
     return st;
@@ -148,6 +154,8 @@ static void train_on_step(void *user, int64_t epoch, int64_t step, int64_t steps
                           double sps)
 {
     struct train_ctx *c = user;
+    const struct kiln_train_observer *ob = &c->job->observer;
+    if (ob->on_step) ob->on_step(ob->user, epoch, (epoch - 1) * steps + step, loss);
     if (c->job->progress.on_step)
         c->job->progress.on_step(c->job->progress.user, epoch, step, steps, loss, sps);
 }
@@ -160,13 +168,19 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
     struct kiln_backend *be = NULL;
     struct kiln_trainer *t = NULL;
     struct train_ctx ctx = {.job = job};
+    const struct kiln_train_observer *ob = &job->observer;
+    bool started = false;
+    char out_dir[4096] = "";
     enum kiln_status st = kiln_config_load(job->config_path, job->sets, job->n_sets, &cfg);
     if (st != KILN_OK) goto cleanup;
     if (job->device) snprintf(cfg->train.device, sizeof cfg->train.device, "%s", job->device);
     if (job->threads > 0) cfg->train.threads = job->threads;
     /* Fail before any work when the results could not be written. */
-    st = make_dirs(job->out_dir);
-    if (st != KILN_OK) goto cleanup;
+    if (job->out_dir) {
+        snprintf(out_dir, sizeof out_dir, "%s", job->out_dir);
+        st = make_dirs(out_dir);
+        if (st != KILN_OK) goto cleanup;
+    }
     st = kiln_dataset_load(job->data_path, &ds);
     if (st != KILN_OK) goto cleanup;
     st = kiln_backend_open(cfg->train.device, (int)cfg->train.threads, &be, out->backend,
@@ -178,14 +192,25 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
         st = kiln_checkpoint_restore(job->resume_path, cfg, t, ds);
         if (st != KILN_OK) goto cleanup;
     }
+    struct kiln_train_state before = kiln_trainer_state(t);
+    if (ob->on_start) {
+        st = ob->on_start(ob->user, cfg, ds, out->backend, &before, out_dir, sizeof out_dir);
+        started = true;
+        if (st != KILN_OK) goto cleanup;
+        if (!job->out_dir) st = make_dirs(out_dir);
+        if (st != KILN_OK) goto cleanup;
+    }
+    if (!out_dir[0]) {
+        st = kiln_errorf(KILN_ERR_USAGE, "train: no output folder (--out)");
+        goto cleanup;
+    }
     ctx.cfg = cfg;
     ctx.ds = ds;
-    snprintf(ctx.checkpoint_path, sizeof ctx.checkpoint_path, "%s/checkpoint.h5", job->out_dir);
-    st = metrics_open(&ctx.metrics, job->out_dir, kiln_trainer_state(t).epoch);
+    snprintf(ctx.checkpoint_path, sizeof ctx.checkpoint_path, "%s/checkpoint.h5", out_dir);
+    st = metrics_open(&ctx.metrics, out_dir, before.epoch);
     if (st != KILN_OK) goto cleanup;
     struct kiln_train_callbacks cb = {
         .on_step = train_on_step, .on_epoch = train_on_epoch, .user = &ctx};
-    struct kiln_train_state before = kiln_trainer_state(t);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     st = kiln_trainer_run(t, &cb);
@@ -193,7 +218,7 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct kiln_train_state after = kiln_trainer_state(t);
     out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    snprintf(out->model_path, sizeof out->model_path, "%s/model.h5", job->out_dir);
+    snprintf(out->model_path, sizeof out->model_path, "%s/model.h5", out_dir);
     st = kiln_checkpoint_save(out->model_path, cfg, t, ds);
     out->epochs_run = after.epoch - before.epoch;
     out->steps = after.step;
@@ -201,6 +226,9 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
                                                 (double)cfg->train.batch_size / out->seconds
                                           : 0.0;
 cleanup:
+    if (started && ob->on_end)
+        ob->on_end(ob->user, st, st == KILN_OK ? "" : kiln_last_error(),
+                   st == KILN_OK ? out->model_path : NULL, out);
     kiln_trainer_free(t);
     kiln_backend_free(be);
     kiln_dataset_free(ds);
@@ -258,7 +286,8 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
     struct kiln_model_meta meta = {0};
     struct kiln_rows_reader *r = NULL;
     struct kiln_pred_writer *w = NULL;
-    float *x = NULL, *y = NULL;
+    struct kiln_transform_list *tl = NULL;
+    float *x = NULL, *y = NULL, *tx = NULL;
     char said[256];
     if (batch <= 0) batch = INFER_BATCH;
     enum kiln_status st = kiln_backend_open(device, threads, &be, said, sizeof said);
@@ -266,9 +295,27 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
     if (st == KILN_OK) st = kiln_rows_open(input, input_array, drop_column, &r);
     if (st != KILN_OK) goto cleanup;
     int64_t in = kiln_model_input_size(m), k = kiln_model_output_size(m);
-    if (kiln_rows_width(r) != in) {
-        st = kiln_errorf(KILN_ERR_SHAPE, "%s: rows have %lld features, the model takes %lld", input,
-                         (long long)kiln_rows_width(r), (long long)in);
+    /* A model trained on transformed data takes raw rows and applies the
+     * fitted transforms it carries, exactly as they made its training data. */
+    int64_t raw = in;
+    if (meta.transforms_json) {
+        st = kiln_transform_list_from_json(meta.transforms_json, &tl);
+        if (st != KILN_OK) {
+            kiln_error_context(st, "%s: /preprocess/transforms", model_path);
+            goto cleanup;
+        }
+        raw = kiln_transform_in_width(tl);
+        if (kiln_transform_out_width(tl) != in) {
+            st = kiln_errorf(KILN_ERR_FORMAT, "%s: its transforms give %lld features but the "
+                             "model takes %lld", model_path,
+                             (long long)kiln_transform_out_width(tl), (long long)in);
+            goto cleanup;
+        }
+    }
+    if (kiln_rows_width(r) != raw) {
+        st = kiln_errorf(KILN_ERR_SHAPE, "%s: rows have %lld features, the model takes %lld%s",
+                         input, (long long)kiln_rows_width(r), (long long)raw,
+                         tl ? " (before its transforms)" : "");
         goto cleanup;
     }
     struct kiln_pred_meta pm = {
@@ -281,9 +328,10 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
     };
     st = kiln_pred_writer_open(output, &pm, &w);
     if (st != KILN_OK) goto cleanup;
-    x = malloc((size_t)(batch * in) * sizeof(float));
+    x = malloc((size_t)(batch * raw) * sizeof(float));
     y = malloc((size_t)(batch * k) * sizeof(float));
-    if (!x || !y) {
+    if (tl) tx = malloc((size_t)(batch * in) * sizeof(float));
+    if (!x || !y || (tl && !tx)) {
         st = kiln_errorf(KILN_ERR_NOMEM, "predict: out of memory");
         goto cleanup;
     }
@@ -291,14 +339,15 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
         int64_t got = 0;
         st = kiln_rows_read(r, batch, x, &got);
         if (st != KILN_OK || got == 0) break;
-        for (int64_t i = 0; i < got * in; i++)
+        for (int64_t i = 0; i < got * raw; i++)
             if (!isfinite(x[i])) {
                 st = kiln_errorf(KILN_ERR_FORMAT, "%s: row %lld, column %lld is %g", input,
-                                 (long long)(*rows_out + i / in + 1), (long long)(i % in + 1),
+                                 (long long)(*rows_out + i / raw + 1), (long long)(i % raw + 1),
                                  (double)x[i]);
                 goto cleanup;
             }
-        st = kiln_model_predict(m, x, got, y);
+        if (tl) st = kiln_transform_apply_rows(tl, x, got, tx);
+        if (st == KILN_OK) st = kiln_model_predict(m, tl ? tx : x, got, y);
         if (st == KILN_OK) st = kiln_pred_writer_write(w, y, got);
         if (st != KILN_OK) break;
         *rows_out += got;
@@ -309,8 +358,10 @@ cleanup:
         if (st == KILN_OK) st = cst;
     }
     kiln_rows_close(r);
+    kiln_transform_list_free(tl);
     free(x);
     free(y);
+    free(tx);
     kiln_model_free(m);
     kiln_model_meta_free(&meta);
     kiln_backend_free(be);

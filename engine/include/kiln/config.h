@@ -97,9 +97,21 @@ struct kiln_train_config {
     int64_t threads;             /* 0 = every core */
 };
 
+/* The config's optional card: section, shown on model cards. Each field is
+ * NULL when absent. */
+struct kiln_card_config {
+    char *description;
+    char *intended_use;
+    char *limitations;
+    char *ethical_considerations;
+    char *authors;
+    char *license;
+};
+
 struct kiln_config {
     struct kiln_model_config model;
     struct kiln_train_config train;
+    struct kiln_card_config card;
     char *source_yaml;           /* the whole file as read (NUL-terminated) */
     char path[4096];
 };

@@ -38,6 +38,12 @@ struct kiln_split {
     enum kiln_dtype y_dtype;    /* I32 (classes) or F32 (targets) */
     int64_t y_dim;              /* 1 for classes; k for targets [n, k] */
     void *y;                    /* n * y_dim elements */
+    /* Identifier columns kept as salted SHA-256 digests (CSV --hash-columns),
+     * not features and not part of the content hash: hashed[c] holds n * 64
+     * lower-case hex digits (no NULs), row i at hashed[c] + 64 * i. */
+    int n_hashed;
+    char **hashed_names;        /* [n_hashed] column names */
+    char **hashed;              /* [n_hashed] */
 };
 
 struct kiln_dataset {
@@ -45,6 +51,11 @@ struct kiln_dataset {
     char *source;               /* where it came from (paths, options) */
     char *created;              /* ISO 8601 UTC */
     char *parent;               /* parent version's sha256, or NULL */
+    /* The fitted transforms that made these arrays from untransformed data,
+     * the whole chain in order, as kiln_transform_list_to_json writes it
+     * (kiln/transform.h); NULL when none. A model trained on the dataset
+     * stores it and applies it to raw rows at predict time. */
+    char *transforms;
     char sha256[65];            /* version id: content hash (kiln_dataset_hash) */
     int n_classes;              /* 0 for regression */
     char **classes;             /* n_classes names */
@@ -86,7 +97,8 @@ enum kiln_status kiln_dataset_hash(const struct kiln_dataset *ds, char out[65]);
  * Caller owns *out. */
 enum kiln_status kiln_dataset_load(const char *path, struct kiln_dataset **out);
 /* Reads only the root attributes and split shapes (no arrays): for `data show`
- * on files larger than memory. Splits come back with X and y NULL. */
+ * on files larger than memory. Splits come back with X and y NULL (and the
+ * hashed columns' names, their hashed[] NULL). */
 enum kiln_status kiln_dataset_load_header(const char *path, struct kiln_dataset **out);
 /* Writes ds to path atomically (temp file, fsync, rename, fsync of the
  * folder) after the checks kiln_dataset_load makes; recomputes ds->sha256
@@ -123,6 +135,12 @@ struct kiln_import_options {
     const char *h5;
     const char *h5_x, *h5_y;    /* dataset paths inside h5; default X and y */
     const char *h5_test_x, *h5_test_y; /* optional */
+    /* CSV privacy: comma-separated column names. drop_columns are never read
+     * into the dataset; hash_columns are kept out of the features and stored
+     * per split as hex SHA-256(salt || value) (kiln_split.hashed), so that rows
+     * can be joined back by whoever knows the salt. salt is required with
+     * hash_columns (KILN_ERR_USAGE otherwise). */
+    const char *drop_columns, *hash_columns, *salt;
     /* split when no test data is given (CSV, HDF5): stratified for classes */
     double test_fraction;       /* 0 = no test split */
     uint64_t seed;

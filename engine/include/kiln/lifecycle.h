@@ -33,6 +33,10 @@ struct kiln_model_meta {
     int n_classes;
     char **classes;
     double uint8_scale;          /* scale applied to uint8 inputs (1/255) */
+    /* /preprocess/transforms: the fitted transforms (kiln/transform.h JSON)
+     * the training data went through, applied to raw rows at predict time;
+     * NULL when none. */
+    char *transforms_json;
     char file_sha256[65];        /* hash of the model file's bytes */
     struct kiln_train_state state;
 };
@@ -55,17 +59,44 @@ enum kiln_status kiln_model_load(const char *path, struct kiln_backend *be, int6
 
 /* --- jobs -------------------------------------------------------------------- */
 
+struct kiln_train_result;
+
+/* Watches a training job from outside the engine's files: the workspace's
+ * run recorder is one. Every member may be NULL. */
+struct kiln_train_observer {
+    /* Once the config, dataset and backend are ready, before the first step
+     * (after a resume, state holds where it continues). When the job has no
+     * out_dir, on_start must write one into out_dir. A non-OK return stops
+     * the job before it trains. */
+    enum kiln_status (*on_start)(void *user, const struct kiln_config *cfg,
+                                 const struct kiln_dataset *ds, const char *backend,
+                                 const struct kiln_train_state *state, char *out_dir,
+                                 size_t out_dir_len);
+    /* After every optimizer step (global_step is 1-based). */
+    void (*on_step)(void *user, int64_t epoch, int64_t global_step, double loss);
+    /* After every epoch; checkpoint is the checkpoint file just written, or
+     * NULL. A non-OK return stops the job. */
+    enum kiln_status (*on_epoch)(void *user, const struct kiln_epoch_report *r,
+                                 const char *checkpoint);
+    /* At the end, whatever happened: st and its message; on success the final
+     * model file and the result. */
+    void (*on_end)(void *user, enum kiln_status st, const char *error, const char *model_path,
+                   const struct kiln_train_result *result);
+    void *user;
+};
+
 struct kiln_train_job {
     const char *config_path;
     const char *const *sets;     /* --set key=value overrides */
     int n_sets;
     const char *data_path;
-    const char *out_dir;
+    const char *out_dir;         /* NULL: the observer's on_start chooses it */
     const char *resume_path;     /* checkpoint to continue from, or NULL */
     const char *device;          /* overrides train.device when not NULL */
     int threads;                 /* overrides train.threads when > 0 */
     struct kiln_train_callbacks progress; /* on_step for a progress display; on_epoch
                                              is called after the job's own work */
+    struct kiln_train_observer observer;
 };
 
 struct kiln_train_result {

@@ -23,6 +23,8 @@
     X(KILN_ERR_NOMEM, "nomem", 8, "out of memory")                             \
     X(KILN_ERR_UNSUPPORTED, "unsupported", 9, "not supported by this build")   \
     X(KILN_ERR_BACKEND, "backend", 10, "a compute backend failed")             \
+    X(KILN_ERR_NOT_FOUND, "not_found", 11, "no such dataset, run, model or workspace") \
+    X(KILN_ERR_INTEGRITY, "integrity", 12, "stored data fails its hash or the audit chain") \
     X(KILN_ERR_INTERNAL, "internal", 70, "an internal invariant failed (a bug)")
 
 enum kiln_status {
