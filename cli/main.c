@@ -12,7 +12,7 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
-    {"data", cmd_data, "import datasets (IDX, CSV, HDF5) and show them"},
+    {"data", cmd_data, "import, version, transform, compare and export datasets"},
     {"train", cmd_train, "train a model from a YAML config"},
     {"eval", cmd_eval, "evaluate a model on a dataset split"},
     {"predict", cmd_predict, "run a model over HDF5 or CSV rows"},

@@ -132,15 +132,25 @@ TEST(gc_removes_unreferenced_objects_and_stale_tmp)
     /* a temp file of a process that no longer exists */
     snprintf(tmp, sizeof tmp, "%s/.kiln/tmp/999999999-1-0.obj", root);
     write_file(tmp, "left behind");
+    /* an object file whose record never committed (its writer died), two
+     * hours old, and a fresh one that may still be on its way in */
+    char orphan[4400], young[4400], cmd[20000];
+    snprintf(orphan, sizeof orphan, "%s/.kiln/objects/ab/%062d", root, 0);
+    snprintf(young, sizeof young, "%s/.kiln/objects/ab/%062d", root, 1);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/.kiln/objects/ab && echo x > %s && echo y > %s && "
+             "touch -d '2 hours ago' %s", root, orphan, young, orphan);
+    ASSERT(system(cmd) == 0);
     struct kiln_gc_report r;
     ASSERT_OK(kiln_store_gc(ws, true, &r));
-    ASSERT_EQ_INT(1, r.objects_removed);
+    ASSERT_EQ_INT(2, r.objects_removed);
     ASSERT_EQ_INT(1, r.tmp_removed);
     kiln_store_object_path_unchecked(ws, sha, path, sizeof path);
     ASSERT(access(path, F_OK) == 0); /* dry run removed nothing */
     ASSERT_OK(kiln_store_gc(ws, false, &r));
-    ASSERT_EQ_INT(1, r.objects_removed);
+    ASSERT_EQ_INT(2, r.objects_removed);
     ASSERT(access(path, F_OK) != 0);
+    ASSERT(access(orphan, F_OK) != 0);
+    ASSERT(access(young, F_OK) == 0);
     ASSERT(access(tmp, F_OK) != 0);
     FILE *out = tmpfile();
     int64_t problems = -1;

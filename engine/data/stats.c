@@ -24,8 +24,6 @@
 
 const double kiln_stats_quantile_at[KILN_STATS_QUANTILES] = {0.01, 0.25, 0.50, 0.75, 0.99};
 
-/* uint8 columns counted per block: 64 bytes, one cache line of a row. */
-#define STATS_U8_BLOCK 64
 /* float32 columns copied out per block, at most; fewer when the copies of
  * all threads would pass STATS_F32_BUDGET bytes. */
 #define STATS_F32_BLOCK 64
@@ -145,27 +143,46 @@ static void stats_from_counts(const int64_t cnt[256], int64_t n, struct kiln_fea
         f->hist[kiln_stats_bin((double)kiln_u8_to_f32((uint8_t)v), f->min, f->max)] += cnt[v];
 }
 
-/* Statistics of the width columns of X [n, width] (uint8) into out[width]. */
+/* Statistics of the width columns of X [n, width] (uint8) into out[width]:
+ * rows are read once, in order, counting each column group's values in a
+ * uint32 table per thread (rows split across threads in ranges below 2^32). */
+#define STATS_U8_GROUP 4096
 static enum kiln_status stats_u8_matrix(const uint8_t *X, int64_t n, int64_t width,
                                         struct kiln_feature_stats *out)
 {
     int nt = stats_threads();
-    int64_t *counts = malloc((size_t)nt * STATS_U8_BLOCK * 256 * sizeof *counts);
-    if (!counts) return kiln_errorf(KILN_ERR_NOMEM, "stats: out of memory");
-    int64_t blocks = (width + STATS_U8_BLOCK - 1) / STATS_U8_BLOCK;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t blk = 0; blk < blocks; blk++) {
-        int64_t *cnt = counts + (size_t)stats_thread_id() * STATS_U8_BLOCK * 256;
-        int64_t j0 = blk * STATS_U8_BLOCK;
-        int w = (int)(width - j0 < STATS_U8_BLOCK ? width - j0 : STATS_U8_BLOCK);
-        memset(cnt, 0, (size_t)w * 256 * sizeof *cnt);
-        for (int64_t i = 0; i < n; i++) {
-            const uint8_t *row = X + i * width + j0;
-            for (int b = 0; b < w; b++) cnt[b * 256 + row[b]]++;
+    int64_t g = width < STATS_U8_GROUP ? width : STATS_U8_GROUP;
+    uint32_t *part = malloc((size_t)nt * (size_t)g * 256 * sizeof *part);
+    int64_t *tot = malloc((size_t)g * 256 * sizeof *tot);
+    if (!part || !tot) { free(part); free(tot); return kiln_errorf(KILN_ERR_NOMEM, "stats: out of memory"); }
+    /* A thread's uint32 counts hold at most 2^32 - 1 rows: go in row slabs. */
+    const int64_t slab = INT64_C(1) << 31;
+    for (int64_t j0 = 0; j0 < width; j0 += g) {
+        int64_t w = width - j0 < g ? width - j0 : g;
+        memset(tot, 0, (size_t)w * 256 * sizeof *tot);
+        for (int64_t s0 = 0; s0 < n; s0 += slab) {
+            int64_t sn = n - s0 < slab ? n - s0 : slab;
+#pragma omp parallel num_threads(nt)
+            {
+                int t = stats_thread_id(), T = nt;
+#ifdef _OPENMP
+                T = omp_get_num_threads();
+#endif
+                uint32_t *c = part + (size_t)t * (size_t)g * 256;
+                memset(c, 0, (size_t)w * 256 * sizeof *c);
+                int64_t r0 = s0 + sn * t / T, r1 = s0 + sn * (t + 1) / T;
+                for (int64_t i = r0; i < r1; i++) {
+                    const uint8_t *row = X + i * width + j0;
+                    for (int64_t b = 0; b < w; b++) c[b * 256 + row[b]]++;
+                }
+#pragma omp critical
+                for (int64_t k = 0; k < w * 256; k++) tot[k] += c[k];
+            }
         }
-        for (int b = 0; b < w; b++) stats_from_counts(cnt + b * 256, n, &out[j0 + b]);
+        for (int64_t b = 0; b < w; b++) stats_from_counts(tot + b * 256, n, &out[j0 + b]);
     }
-    free(counts);
+    free(part);
+    free(tot);
     return KILN_OK;
 }
 

@@ -16,9 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/util.h"
 #include "kiln/dataversions.h"
@@ -174,10 +171,8 @@ enum kiln_status kiln_dataversion_get(struct kiln_store *ws, int64_t id,
 /* --- register ----------------------------------------------------------------------- */
 
 /* The statistics (and their JSON) are computed on a second thread while the
- * dataset file is written and hashed, which takes about as long. The thread
- * uses one core: an OpenMP team there competes with the writer for the cores
- * (Fashion-MNIST on 2 cores: registration 0.40-0.45 s this way, 0.47-0.48 s
- * with the team). */
+ * dataset file is written and hashed, which takes about as long
+ * (benchmarks/import_store.sh). */
 struct stats_job {
     const struct kiln_dataset *ds;
     struct kiln_dataset_stats *stats;
@@ -189,9 +184,6 @@ struct stats_job {
 static void *stats_job_run(void *arg)
 {
     struct stats_job *j = arg;
-#ifdef _OPENMP
-    omp_set_num_threads(1); /* this thread's OpenMP setting only */
-#endif
     j->st = kiln_dataset_stats_compute(j->ds, &j->stats);
     if (j->st == KILN_OK) {
         j->json = kiln_dataset_stats_to_json(j->stats);

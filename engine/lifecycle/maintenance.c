@@ -27,6 +27,48 @@ static bool tmp_is_stale(const char *name, time_t mtime)
     return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Object files with no row: a process that died between moving a file into
+ * place and committing its record. An hour's grace covers writers still in
+ * that window. */
+static enum kiln_status gc_orphan_files(struct kiln_store *ws, bool dry_run,
+                                        struct kiln_gc_report *out)
+{
+    sqlite3_stmt *s;
+    enum kiln_status st = store_prepare(ws, "SELECT 1 FROM objects WHERE sha256 = ?", &s);
+    if (st != KILN_OK) return st;
+    char objdir[4400];
+    snprintf(objdir, sizeof objdir, "%s/objects", ws->dir);
+    DIR *top = opendir(objdir);
+    struct dirent *fan;
+    while (top && (fan = readdir(top))) {
+        if (strlen(fan->d_name) != 2) continue;
+        char sub[4500];
+        snprintf(sub, sizeof sub, "%s/%s", objdir, fan->d_name);
+        DIR *d = opendir(sub);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (strlen(e->d_name) != 62) continue;
+            char sha[65], path[4600];
+            snprintf(sha, sizeof sha, "%s%s", fan->d_name, e->d_name);
+            snprintf(path, sizeof path, "%s/%s", sub, e->d_name);
+            sqlite3_reset(s);
+            sqlite3_bind_text(s, 1, sha, -1, SQLITE_TRANSIENT);
+            struct stat sb;
+            if (sqlite3_step(s) == SQLITE_ROW || stat(path, &sb) != 0 ||
+                time(NULL) - sb.st_mtime < 3600)
+                continue;
+            if (dry_run || unlink(path) == 0) {
+                out->objects_removed++;
+                out->bytes_removed += sb.st_size;
+            }
+        }
+        if (d) closedir(d);
+    }
+    if (top) closedir(top);
+    sqlite3_finalize(s);
+    return KILN_OK;
+}
+
 enum kiln_status kiln_store_gc(struct kiln_store *ws, bool dry_run, struct kiln_gc_report *out)
 {
     memset(out, 0, sizeof *out);
@@ -54,6 +96,7 @@ enum kiln_status kiln_store_gc(struct kiln_store *ws, bool dry_run, struct kiln_
                  REFERENCED_OBJECTS);
         st = store_exec(ws, sql);
     }
+    if (st == KILN_OK) st = gc_orphan_files(ws, dry_run, out);
     char tmpdir[4400];
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", ws->dir);
     DIR *d = opendir(tmpdir);

@@ -30,36 +30,37 @@ struct run_field {
     const char *sql;
     bool numeric;
     const char *filter;
+    bool covered; /* read from the index runs_status alone */
 };
 
 static const struct run_field FIELDS[] = {
-    {"id", "r.id", true, NULL},
-    {"status", "r.status", false, NULL},
+    {"id", "r.id", true, NULL, true},
+    {"status", "r.status", false, NULL, true},
     {"dataset",
      "COALESCE(d.name || '@v' || v.version, (SELECT value FROM run_params p WHERE p.run_id = "
      "r.id AND p.key = 'data'))",
      false,
      "COALESCE(d.name, (SELECT value FROM run_params p WHERE p.run_id = r.id AND p.key = "
-     "'data.name'))"},
-    {"started", "r.started", false, NULL},
-    {"ended", "r.ended", false, NULL},
+     "'data.name'))",
+     true},
+    {"started", "r.started", false, NULL, true},
+    {"ended", "r.ended", false, NULL, true},
     {"duration",
      /* Tenths of a second; ROUND() would format every value through printf. */
      "MAX(CAST((julianday(COALESCE(r.ended, 'now')) - julianday(r.started)) * 864000.0 + 0.5 "
      "AS INTEGER), 0) / 10.0",
-     true,
-     NULL},
-    {"host", "r.host", false, NULL},
-    {"user", "r.user", false, NULL},
-    {"device", "r.device", false, NULL},
-    {"threads", "r.threads", true, NULL},
-    {"pid", "r.pid", true, NULL},
-    {"sweep", "r.sweep_id", true, NULL},
-    {"resumed_from", "r.resumed_from", true, NULL},
-    {"engine", "r.engine_version", false, NULL},
-    {"commit", "r.git_commit", false, NULL},
-    {"error", "r.error", false, NULL},
-    {"out_dir", "r.out_dir", false, NULL},
+     true, NULL, true},
+    {"host", "r.host", false, NULL, false},
+    {"user", "r.user", false, NULL, false},
+    {"device", "r.device", false, NULL, false},
+    {"threads", "r.threads", true, NULL, false},
+    {"pid", "r.pid", true, NULL, false},
+    {"sweep", "r.sweep_id", true, NULL, true},
+    {"resumed_from", "r.resumed_from", true, NULL, false},
+    {"engine", "r.engine_version", false, NULL, false},
+    {"commit", "r.git_commit", false, NULL, false},
+    {"error", "r.error", false, NULL, false},
+    {"out_dir", "r.out_dir", false, NULL, false},
 };
 #define N_FIELDS ((int)(sizeof FIELDS / sizeof FIELDS[0]))
 
@@ -71,6 +72,7 @@ static const struct run_field FIELDS[] = {
 #define MAX_BINDS 256
 
 struct binds {
+    bool uncovered; /* a key needs a column of runs that runs_status lacks */
     int n;
     bool is_text[MAX_BINDS];
     char *text[MAX_BINDS];
@@ -142,6 +144,7 @@ static bool key_sql(struct sbuf *sql, struct binds *b, const char *key, size_t l
     const struct run_field *f;
     *kind = key_classify(key, len, &f);
     if (*kind == KEY_FIELD) {
+        if (!f->covered) b->uncovered = true;
         sbuf_add(sql, "%s", for_filter && f->filter ? f->filter : f->sql);
         *numeric = f->numeric;
         return true;
@@ -611,6 +614,74 @@ static void print_table(FILE *out, const struct column *cols, int n_cols, const 
     free(num);
 }
 
+/* JSON text of a string, escaped as RFC 8259 requires (the caller holds
+ * out's lock). */
+static void json_put_string(FILE *out, const char *t)
+{
+    putc_unlocked('"', out);
+    for (const unsigned char *c = (const unsigned char *)t; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            putc_unlocked('\\', out);
+            putc_unlocked(*c, out);
+        } else if (*c == '\n') {
+            fputs("\\n", out);
+        } else if (*c < 0x20) {
+            fprintf(out, "\\u%04x", *c);
+        } else {
+            putc_unlocked(*c, out);
+        }
+    }
+    putc_unlocked('"', out);
+}
+
+/* The listing as a JSON array of objects, written directly (a listing of
+ * 10,000 runs through a JSON tree costs more than the query). Laid out as
+ * the other --json outputs (jansson, indent 2, reals with 10 digits). */
+static void list_json(FILE *out, const struct column *cols, int n_cols, const struct cell *cells,
+                      int64_t n_rows)
+{
+    flockfile(out);
+    fputs(n_rows ? "[\n" : "[]", out);
+    for (int64_t r = 0; r < n_rows; r++) {
+        fputs("  {\n", out);
+        for (int i = 0; i < n_cols; i++) {
+            const struct cell *c = &cells[r * n_cols + i];
+            fputs("    ", out);
+            json_put_string(out, cols[i].key);
+            fputs(": ", out);
+            char buf[64];
+            switch (c->type) {
+            case SQLITE_NULL: fputs("null", out); break;
+            case SQLITE_INTEGER:
+                format_int(c->i, buf);
+                fputs(buf, out);
+                break;
+            case SQLITE_FLOAT:
+                snprintf(buf, sizeof buf, "%.10g", c->d);
+                if (!strpbrk(buf, ".en")) strcat(buf, ".0");
+                fputs(buf, out);
+                break;
+            default: json_put_string(out, c->t);
+            }
+            fputs(i + 1 < n_cols ? ",\n" : "\n", out);
+        }
+        fputs(r + 1 < n_rows ? "  },\n" : "  }\n]", out);
+    }
+    fputc('\n', out);
+    funlockfile(out);
+}
+
+static bool has_index(struct kiln_store *ws, const char *name)
+{
+    sqlite3_stmt *s;
+    if (store_prepare(ws, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", &s) != KILN_OK)
+        return false;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return found;
+}
+
 /* The listing in two steps: one query picks and orders the runs (--where,
  * --sort, --limit) and reads the run's own fields; then each metric or param
  * column is read per key (see BULK_ROWS), which keeps a listing of 10,000
@@ -642,8 +713,10 @@ enum kiln_status kiln_runs_list(struct kiln_store *ws, const struct kiln_runs_qu
         if (kinds[i] != KEY_FIELD) continue;
         /* A dataset that is a plain file is filled from its param below. */
         sbuf_add(&sql, ", %s", !strcmp(f->key, "dataset") ? "d.name || '@v' || v.version" : f->sql);
+        if (!f->covered) b.uncovered = true;
         sql_col[i] = a_cols++;
     }
+    size_t joins_at = sql.len;
     sbuf_add(&sql, JOINS);
     if (q->where && *skip_space(q->where)) {
         st = where_compile(q->where, &cond, &b);
@@ -678,6 +751,19 @@ enum kiln_status kiln_runs_list(struct kiln_store *ws, const struct kiln_runs_qu
         sbuf_add(&sql, " ORDER BY r.id %s", q->desc ? "ASC" : "DESC");
     }
     if (q->limit > 0) sbuf_add(&sql, " LIMIT %lld", (long long)q->limit);
+    /* When every run field asked for is in runs_status, read the index
+     * instead of the table: the rows hold the configs (kilobytes each), and
+     * the planner prefers the table's id order to a sort. */
+    bool few = q->limit > 0 && q->limit <= BULK_ROWS && !(q->where && *skip_space(q->where)) &&
+               !(q->sort && *q->sort); /* the newest few: the table in id order stops early */
+    if (!b.uncovered && !few && !sql.failed && has_index(ws, "runs_status")) {
+        static const char from[] = " FROM runs r";
+        struct sbuf with = {0};
+        sbuf_append(&with, sql.p, joins_at + strlen(from));
+        sbuf_add(&with, " INDEXED BY runs_status%s", sql.p + joins_at + strlen(from));
+        sbuf_free(&sql);
+        sql = with;
+    }
     if (sql.failed) {
         st = kiln_errorf(KILN_ERR_NOMEM, "out of memory");
         goto done;
@@ -729,20 +815,7 @@ enum kiln_status kiln_runs_list(struct kiln_store *ws, const struct kiln_runs_qu
     }
     if (st != KILN_OK) goto done;
     if (q->json) {
-        json_t *arr = json_array();
-        for (int64_t r = 0; arr && r < n_rows; r++) {
-            json_t *o = json_object();
-            for (int i = 0; o && i < n_cols; i++)
-                if (json_object_set_new(o, cols[i].key, cell_json(&cells[r * n_cols + i])) != 0) {
-                    json_decref(o);
-                    o = NULL;
-                }
-            if (!o || json_array_append_new(arr, o) != 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        }
-        st = json_emit(arr, out);
+        list_json(out, cols, n_cols, cells, n_rows);
     } else {
         print_table(out, cols, n_cols, cells, n_rows);
     }

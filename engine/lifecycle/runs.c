@@ -151,10 +151,56 @@ void runs_format_float(float f, char *buf, size_t len)
     }
 }
 
+/* %.4g without printf for the values a table shows most (1e-4 <= |v| <
+ * 1e4): a listing formats tens of thousands of them, and glibc's float
+ * printing is most of its time. Scaling by an exact power of ten rounds
+ * once, as printf does; other values go to snprintf. */
+static bool format_4g_fast(double v, char *buf, size_t len)
+{
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e6) || len < 16) return false;
+    int e = (int)floor(log10(a));
+    if (e < -4 || e > 5) return false;
+    double scaled = 3 - e >= 0 ? a * p10[3 - e] : a / p10[e - 3];
+    /* Near a tie the scaling's own rounding can decide it: printf's call. */
+    if (fabs(scaled - floor(scaled) - 0.5) < 1e-6) return false;
+    long long m = llround(scaled);
+    if (m >= 10000) {
+        e++;
+        m = llround(3 - e >= 0 ? a * p10[3 - e] : a / p10[e - 3]);
+    }
+    if (m < 1000 || m > 9999 || e > 3) return false; /* %g: exponents of 4 or more are 1e+04 style */
+    char digits[5];
+    for (int i = 3; i >= 0; i--, m /= 10) digits[i] = (char)('0' + m % 10);
+    digits[4] = '\0';
+    size_t o = 0;
+    if (v < 0) buf[o++] = '-';
+    if (e >= 0) { /* d.ddd up to dddd00 */
+        for (int i = 0; i <= e; i++) buf[o++] = i < 4 ? digits[i] : '0';
+        if (e < 3) {
+            buf[o++] = '.';
+            for (int i = e + 1; i < 4; i++) buf[o++] = digits[i];
+        }
+    } else { /* 0.000dddd */
+        buf[o++] = '0';
+        buf[o++] = '.';
+        for (int i = -1; i > e; i--) buf[o++] = '0';
+        for (int i = 0; i < 4; i++) buf[o++] = digits[i];
+    }
+    /* %g drops trailing zeros of the fraction, and a bare point. */
+    buf[o] = '\0';
+    if (strchr(buf, '.')) {
+        while (o > 0 && buf[o - 1] == '0') buf[--o] = '\0';
+        if (o > 0 && buf[o - 1] == '.') buf[--o] = '\0';
+    }
+    return true;
+}
+
 void runs_format_metric(double v, char *buf, size_t len)
 {
     if (v == floor(v) && fabs(v) < 1e9) snprintf(buf, len, "%.0f", v);
-    else snprintf(buf, len, "%.4g", v);
+    else if (!format_4g_fast(v, buf, len)) snprintf(buf, len, "%.4g", v);
 }
 
 const char *runs_col_text(sqlite3_stmt *s, int col)

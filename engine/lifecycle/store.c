@@ -132,7 +132,11 @@ enum kiln_status kiln_store_commit(struct kiln_store *ws)
 {
     if (ws->txn_depth == 0) return kiln_errorf(KILN_ERR_INTERNAL, "commit without begin");
     if (--ws->txn_depth > 0) return KILN_OK;
-    return store_exec(ws, "COMMIT");
+    enum kiln_status st = store_exec(ws, "COMMIT");
+    /* A failed COMMIT leaves the transaction open: end it, so the
+     * connection is usable and the caller's changes are not half-kept. */
+    if (st != KILN_OK) sqlite3_exec(ws->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
 }
 
 void kiln_store_rollback(struct kiln_store *ws)
