@@ -339,6 +339,16 @@ static enum kiln_status parse_args(int argc, char **argv, const char *usage, int
     return st;
 }
 
+/* Opens the workspace, if any (a dataset file needs none), and resolves
+ * each positional as a dataset into refs[i]; *ws is the caller's to close. */
+static enum kiln_status open_refs(const struct parsed *p, struct kiln_store **ws,
+                                  struct kiln_ref *refs)
+{
+    enum kiln_status st = cli_open_store(p->c.ws_dir, p->c.ws_dir != NULL, ws);
+    for (int i = 0; i < p->n_pos && st == KILN_OK; i++) st = resolve_data(*ws, p->pos[i], &refs[i]);
+    return st;
+}
+
 static enum kiln_status data_list(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, LIST_USAGE)) return KILN_OK;
@@ -358,8 +368,7 @@ static enum kiln_status data_show(int argc, char **argv)
     enum kiln_status st = parse_args(argc, argv, SHOW_USAGE, 1, NULL, NULL, NULL, NULL, &p);
     struct kiln_store *ws = NULL;
     struct kiln_ref ref;
-    if (st == KILN_OK) st = cli_open_store(p.c.ws_dir, p.c.ws_dir != NULL, &ws);
-    if (st == KILN_OK) st = resolve_data(ws, p.pos[0], &ref);
+    if (st == KILN_OK) st = open_refs(&p, &ws, &ref);
     if (st == KILN_OK) st = kiln_dataversion_show(ws, &ref, p.c.json, stdout);
     kiln_store_close(ws);
     return st;
@@ -394,11 +403,10 @@ static enum kiln_status data_diff(int argc, char **argv)
     struct parsed p;
     enum kiln_status st = parse_args(argc, argv, DIFF_USAGE, 2, opts, vals, flag_names, flags, &p);
     struct kiln_store *ws = NULL;
-    struct kiln_ref a, b;
-    if (st == KILN_OK) st = cli_open_store(p.c.ws_dir, p.c.ws_dir != NULL, &ws);
-    if (st == KILN_OK) st = resolve_data(ws, p.pos[0], &a);
-    if (st == KILN_OK) st = resolve_data(ws, p.pos[1], &b);
-    if (st == KILN_OK) st = kiln_dataversion_diff(ws, &a, &b, vals[0], flags[0], p.c.json, stdout);
+    struct kiln_ref refs[2];
+    if (st == KILN_OK) st = open_refs(&p, &ws, refs);
+    if (st == KILN_OK)
+        st = kiln_dataversion_diff(ws, &refs[0], &refs[1], vals[0], flags[0], p.c.json, stdout);
     kiln_store_close(ws);
     return st;
 }
@@ -415,8 +423,7 @@ static enum kiln_status data_stats(int argc, char **argv)
     if (st == KILN_OK && maxf > 1000000000) maxf = 0;
     struct kiln_store *ws = NULL;
     struct kiln_ref ref;
-    if (st == KILN_OK) st = cli_open_store(p.c.ws_dir, p.c.ws_dir != NULL, &ws);
-    if (st == KILN_OK) st = resolve_data(ws, p.pos[0], &ref);
+    if (st == KILN_OK) st = open_refs(&p, &ws, &ref);
     if (st == KILN_OK)
         st = kiln_dataversion_stats(ws, &ref, vals[0], (int)maxf, p.c.json, stdout);
     kiln_store_close(ws);
@@ -436,8 +443,7 @@ static enum kiln_status data_export(int argc, char **argv)
                                                                         "not JSON");
     struct kiln_store *ws = NULL;
     struct kiln_ref ref;
-    if (st == KILN_OK) st = cli_open_store(p.c.ws_dir, p.c.ws_dir != NULL, &ws);
-    if (st == KILN_OK) st = resolve_data(ws, p.pos[0], &ref);
+    if (st == KILN_OK) st = open_refs(&p, &ws, &ref);
     if (st == KILN_OK) st = kiln_dataversion_export(&ref, out, vals[2], vals[3]);
     if (st == KILN_OK) printf("exported %s to %s\n", p.pos[0], out);
     kiln_store_close(ws);

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "config/schema.h"
+#include "core/util.h"
 #include "kiln/config.h"
 
 /* --- the node tree ------------------------------------------------------------------ */
@@ -1081,41 +1082,6 @@ void kiln_config_free(struct kiln_config *cfg)
 
 /* --- emitting the model ------------------------------------------------------------------------ */
 
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void sbuf_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sbuf_add(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->failed) return;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 static bool is_child_of(const struct schema_key *k, const char *parent)
 {
     size_t plen = strlen(parent);
@@ -1155,9 +1121,5 @@ char *kiln_model_config_to_yaml(const struct kiln_model_config *m)
         schema_format_value(k, m, val, sizeof val);
         sbuf_add(&b, "  %s: %s\n", name, val);
     }
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return sbuf_take(&b);
 }

@@ -1,8 +1,10 @@
-/* engine/core/util.c: atomic files, SHA-256, HDF5 attribute helpers. */
+/* engine/core/util.c: atomic files, folders, SHA-256, HDF5 attribute helpers,
+ * growable strings, name lists. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,30 @@ enum kiln_status fs_make_dir(const char *dir)
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
     return fs_check_writable_dir(dir);
+}
+
+enum kiln_status fs_make_dirs(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return kiln_errorf(KILN_ERR_IO, "%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    return fs_make_dir(buf);
+}
+
+enum kiln_status fs_check_file(const char *path, int64_t *size)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return kiln_errorf(KILN_ERR_IO, "%s: is a folder", path);
+    if (size) *size = (int64_t)sb.st_size;
+    return KILN_OK;
 }
 
 /* --- SHA-256 ------------------------------------------------------------------ */
@@ -370,28 +396,158 @@ enum kiln_status h5_read_f32_exact(hid_t loc, const char *name, int ndim, const 
     enum kiln_status st = KILN_OK;
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
         return kiln_errorf(KILN_ERR_FORMAT, "'%s' is missing", name);
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    hid_t space = d < 0 ? -1 : H5Dget_space(d);
-    hid_t type = d < 0 ? -1 : H5Dget_type(d);
+    struct h5_array a;
+    bool opened = h5_array_open(loc, name, &a);
     hsize_t hd[8];
-    int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-    if (nd != ndim || type < 0 || H5Tget_class(type) != H5T_FLOAT) {
+    int nd = opened ? H5Sget_simple_extent_ndims(a.space) : -1;
+    if (nd != ndim || H5Tget_class(a.type) != H5T_FLOAT) {
         st = kiln_errorf(KILN_ERR_FORMAT, "'%s' is not a float array of rank %d", name, ndim);
         goto cleanup;
     }
-    H5Sget_simple_extent_dims(space, hd, NULL);
+    H5Sget_simple_extent_dims(a.space, hd, NULL);
     for (int i = 0; i < ndim; i++)
         if ((int64_t)hd[i] != dims[i]) {
             st = kiln_errorf(KILN_ERR_SHAPE, "'%s' has dimension %d of %lld, expected %lld", name,
                              i, (long long)hd[i], (long long)dims[i]);
             goto cleanup;
         }
-    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    if (H5Dread(a.d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         st = kiln_errorf(KILN_ERR_FORMAT, "'%s' cannot be read (corrupt file?)", name);
 cleanup:
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    if (d >= 0) H5Dclose(d);
+    h5_array_close(&a);
+    return st;
+}
+
+bool h5_array_open(hid_t loc, const char *name, struct h5_array *a)
+{
+    a->d = H5Dopen2(loc, name, H5P_DEFAULT);
+    a->type = a->d < 0 ? -1 : H5Dget_type(a->d);
+    a->space = a->d < 0 ? -1 : H5Dget_space(a->d);
+    return a->type >= 0 && a->space >= 0;
+}
+
+void h5_array_close(struct h5_array *a)
+{
+    if (a->space >= 0) H5Sclose(a->space);
+    if (a->type >= 0) H5Tclose(a->type);
+    if (a->d >= 0) H5Dclose(a->d);
+    a->d = a->type = a->space = -1;
+}
+
+/* --- growable strings ------------------------------------------------------------ */
+
+/* Room for need more bytes and a NUL; false (and failed set) when out of
+ * memory. Doubling keeps appends amortised O(1). */
+static bool sbuf_reserve(struct sbuf *b, size_t need)
+{
+    if (b->failed) return false;
+    if (b->len + need + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + need + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void sbuf_addv(struct sbuf *b, const char *fmt, va_list ap)
+{
+    if (b->failed) return;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if (!sbuf_reserve(b, (size_t)n)) return;
+    va_copy(ap2, ap);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+void sbuf_add(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sbuf_addv(b, fmt, ap);
+    va_end(ap);
+}
+
+void sbuf_append(struct sbuf *b, const char *s, size_t len)
+{
+    if (!sbuf_reserve(b, len)) return;
+    memcpy(b->p + b->len, s, len);
+    b->len += len;
+    b->p[b->len] = '\0';
+}
+
+char *sbuf_take(struct sbuf *b)
+{
+    if (!b->p) sbuf_append(b, "", 0);
+    if (b->failed) {
+        sbuf_free(b);
+        return NULL;
+    }
+    char *p = b->p;
+    memset(b, 0, sizeof *b);
+    return p;
+}
+
+void sbuf_free(struct sbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* --- name lists ------------------------------------------------------------------ */
+
+enum kiln_status str_split_list(const char *list, const char *what, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    enum kiln_status st = KILN_OK;
+    int cap = 1, count = 0;
+    for (const char *p = list; *p; p++) cap += *p == ',';
+    char **v = calloc((size_t)cap + 1, sizeof *v);
+    if (!v) return kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory", what ? what : "list");
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        /* Blanks around commas are layout, not part of the name. */
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if (e == p && what) {
+            st = kiln_errorf(KILN_ERR_USAGE, "%s: item %d is empty in '%s'", what, count + 1,
+                             list);
+            goto cleanup;
+        }
+        if (e > p) {
+            v[count] = malloc((size_t)(e - p) + 1);
+            if (!v[count]) {
+                st = kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory", what ? what : "list");
+                goto cleanup;
+            }
+            memcpy(v[count], p, (size_t)(e - p));
+            v[count][e - p] = '\0';
+            count++;
+        }
+        if (!*end) break;
+        p = end + 1;
+    }
+    *out = v;
+    *n = count;
+    v = NULL;
+cleanup:
+    strv_free(v, count);
     return st;
 }
 

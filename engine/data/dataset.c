@@ -373,40 +373,14 @@ enum kiln_status data_classes_make(const char *list, int min_k, char ***out, int
             if (st != KILN_OK) goto cleanup;
         }
     } else {
-        int cap = 1;
-        for (const char *p = list; *p; p++) cap += *p == ',';
-        v = calloc((size_t)cap + 1, sizeof *v);
-        if (!v) return kiln_errorf(KILN_ERR_NOMEM, "classes: out of memory");
-        const char *p = list;
-        for (;;) {
-            const char *end = strchr(p, ',');
-            if (!end) end = p + strlen(p);
-            /* Blanks around commas are layout, not part of the name. */
-            while (p < end && (*p == ' ' || *p == '\t')) p++;
-            const char *e = end;
-            while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
-            if (e == p) {
-                st = kiln_errorf(KILN_ERR_USAGE, "classes: name %d is empty in '%s'", count + 1,
-                                 list);
-                goto cleanup;
-            }
-            v[count] = malloc((size_t)(e - p) + 1);
-            if (!v[count]) {
-                st = kiln_errorf(KILN_ERR_NOMEM, "classes: out of memory");
-                goto cleanup;
-            }
-            memcpy(v[count], p, (size_t)(e - p));
-            v[count][e - p] = '\0';
-            for (int j = 0; j < count; j++)
-                if (strcmp(v[j], v[count]) == 0) {
+        st = str_split_list(list, "classes", &v, &count);
+        if (st != KILN_OK) return st;
+        for (int i = 0; i < count; i++)
+            for (int j = 0; j < i; j++)
+                if (strcmp(v[j], v[i]) == 0) {
                     st = kiln_errorf(KILN_ERR_USAGE, "classes: '%s' is listed twice", v[j]);
-                    count++;
                     goto cleanup;
                 }
-            count++;
-            if (!*end) break;
-            p = end + 1;
-        }
         if (count < min_k) {
             st = kiln_errorf(KILN_ERR_USAGE, "classes: %d names given, but the labels go up to "
                              "%d (%d classes)", count, min_k - 1, min_k);
@@ -576,25 +550,23 @@ static enum kiln_status read_hashed(hid_t split_grp, const char *name, struct ki
         s->n_hashed = (int)c + 1;
         st = str_dup(col, &s->hashed_names[c]);
         if (st != KILN_OK) break;
-        hid_t d = H5Dopen2(g, col, H5P_DEFAULT);
-        hid_t ft = d < 0 ? -1 : H5Dget_type(d), sp = d < 0 ? -1 : H5Dget_space(d);
+        struct h5_array a;
         hsize_t dims[2] = {0, 0};
-        bool ok = ft >= 0 && sp >= 0 && H5Tget_class(ft) == H5T_STRING &&
-                  H5Tis_variable_str(ft) == 0 && H5Tget_size(ft) == 64 &&
-                  H5Sget_simple_extent_ndims(sp) == 1 &&
-                  H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && (int64_t)dims[0] == s->n;
+        bool ok = h5_array_open(g, col, &a) && H5Tget_class(a.type) == H5T_STRING &&
+                  H5Tis_variable_str(a.type) == 0 && H5Tget_size(a.type) == 64 &&
+                  H5Sget_simple_extent_ndims(a.space) == 1 &&
+                  H5Sget_simple_extent_dims(a.space, dims, NULL) == 1 && (int64_t)dims[0] == s->n;
         if (ok && want_data) {
             s->hashed[c] = malloc((size_t)s->n * 64 + 1);
             if (!s->hashed[c]) st = kiln_errorf(KILN_ERR_NOMEM, "out of memory");
-            else if (s->n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->hashed[c]) < 0)
+            else if (s->n > 0 &&
+                     H5Dread(a.d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->hashed[c]) < 0)
                 ok = false;
         }
         if (!ok && st == KILN_OK)
             st = kiln_errorf(KILN_ERR_FORMAT, "/%s/hashed/%s must be [%lld] strings of 64 hex "
                              "digits", name, col, (long long)s->n);
-        if (sp >= 0) H5Sclose(sp);
-        if (ft >= 0) H5Tclose(ft);
-        if (d >= 0) H5Dclose(d);
+        h5_array_close(&a);
     }
 cleanup:
     if (type >= 0) H5Tclose(type);
@@ -725,7 +697,8 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
                                    struct kiln_split **out)
 {
     enum kiln_status st = KILN_OK;
-    hid_t g = -1, dx = -1, dy = -1, tx = -1, ty = -1, sx = -1, sy = -1;
+    hid_t g = -1;
+    struct h5_array x = H5_ARRAY_INIT, y = H5_ARRAY_INIT;
     hsize_t xd[8], yd[8];
     struct kiln_split *s = NULL;
     *out = NULL;
@@ -738,37 +711,33 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
         st = kiln_errorf(KILN_ERR_FORMAT, "/%s lacks X or y", name);
         goto cleanup;
     }
-    dx = H5Dopen2(g, "X", H5P_DEFAULT);
-    dy = H5Dopen2(g, "y", H5P_DEFAULT);
-    tx = dx < 0 ? -1 : H5Dget_type(dx);
-    ty = dy < 0 ? -1 : H5Dget_type(dy);
-    sx = dx < 0 ? -1 : H5Dget_space(dx);
-    sy = dy < 0 ? -1 : H5Dget_space(dy);
-    if (tx < 0 || ty < 0 || sx < 0 || sy < 0) {
+    bool x_ok = h5_array_open(g, "X", &x), y_ok = h5_array_open(g, "y", &y);
+    if (!x_ok || !y_ok) {
         st = kiln_errorf(KILN_ERR_FORMAT, "/%s/X or /%s/y cannot be opened", name, name);
         goto cleanup;
     }
-    int xr = H5Sget_simple_extent_ndims(sx), yr = H5Sget_simple_extent_ndims(sy);
+    int xr = H5Sget_simple_extent_ndims(x.space), yr = H5Sget_simple_extent_ndims(y.space);
     if (xr < 2 || xr > 4 || yr < 1 || yr > 2) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s/X has rank %d (expected 2 to 4) or %s/y rank %d "
                          "(expected 1 or 2)", name, xr, name, yr);
         goto cleanup;
     }
-    H5Sget_simple_extent_dims(sx, xd, NULL);
-    H5Sget_simple_extent_dims(sy, yd, NULL);
+    H5Sget_simple_extent_dims(x.space, xd, NULL);
+    H5Sget_simple_extent_dims(y.space, yd, NULL);
     enum kiln_dtype xdt, ydt;
-    if (H5Tget_class(tx) == H5T_INTEGER && H5Tget_size(tx) == 1 && H5Tget_sign(tx) == H5T_SGN_NONE)
+    if (H5Tget_class(x.type) == H5T_INTEGER && H5Tget_size(x.type) == 1 &&
+        H5Tget_sign(x.type) == H5T_SGN_NONE)
         xdt = KILN_DTYPE_U8;
-    else if (H5Tget_class(tx) == H5T_FLOAT && H5Tget_size(tx) == 4)
+    else if (H5Tget_class(x.type) == H5T_FLOAT && H5Tget_size(x.type) == 4)
         xdt = KILN_DTYPE_F32;
     else {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s/X must be uint8 or float32", name);
         goto cleanup;
     }
-    if (yr == 1 && H5Tget_class(ty) == H5T_INTEGER && H5Tget_size(ty) == 4 &&
-        H5Tget_sign(ty) == H5T_SGN_2)
+    if (yr == 1 && H5Tget_class(y.type) == H5T_INTEGER && H5Tget_size(y.type) == 4 &&
+        H5Tget_sign(y.type) == H5T_SGN_2)
         ydt = KILN_DTYPE_I32;
-    else if (yr == 2 && H5Tget_class(ty) == H5T_FLOAT && H5Tget_size(ty) == 4)
+    else if (yr == 2 && H5Tget_class(y.type) == H5T_FLOAT && H5Tget_size(y.type) == 4)
         ydt = KILN_DTYPE_F32;
     else {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s/y must be int32 [n] (classes) or float32 [n, k] "
@@ -787,8 +756,8 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
         st = kiln_split_create((int64_t)xd[0], xr - 1, fshape, xdt, ydt, ydim, &s);
         if (st != KILN_OK) goto cleanup;
         if (s->n > 0 &&
-            (H5Dread(dx, dtype_mem_type(xdt), H5S_ALL, H5S_ALL, H5P_DEFAULT, s->X) < 0 ||
-             H5Dread(dy, dtype_mem_type(ydt), H5S_ALL, H5S_ALL, H5P_DEFAULT, s->y) < 0)) {
+            (H5Dread(x.d, dtype_mem_type(xdt), H5S_ALL, H5S_ALL, H5P_DEFAULT, s->X) < 0 ||
+             H5Dread(y.d, dtype_mem_type(ydt), H5S_ALL, H5S_ALL, H5P_DEFAULT, s->y) < 0)) {
             st = kiln_errorf(KILN_ERR_FORMAT, "%s/X or %s/y cannot be read (truncated or "
                              "corrupt file)", name, name);
             goto cleanup;
@@ -819,12 +788,8 @@ static enum kiln_status read_split(hid_t file, const char *name, bool want_array
     s = NULL;
 cleanup:
     kiln_split_free(s);
-    if (sy >= 0) H5Sclose(sy);
-    if (sx >= 0) H5Sclose(sx);
-    if (ty >= 0) H5Tclose(ty);
-    if (tx >= 0) H5Tclose(tx);
-    if (dy >= 0) H5Dclose(dy);
-    if (dx >= 0) H5Dclose(dx);
+    h5_array_close(&y);
+    h5_array_close(&x);
     if (g >= 0) H5Gclose(g);
     return st;
 }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/util.h"
 #include "data-internal.h"
@@ -41,17 +40,14 @@ enum kiln_status csv_open(const char *path, char delimiter, struct csv_reader **
     *out = NULL;
     enum kiln_status st = KILN_OK;
     struct csv_reader *r = calloc(1, sizeof *r);
-    struct stat sb;
     if (!r) return kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory", path);
     if (delimiter == '"' || delimiter == '\n' || delimiter == '\r' || delimiter == '\0') {
         st = kiln_errorf(KILN_ERR_USAGE, "%s: the delimiter cannot be a quote, a line end or "
                          "NUL", path);
         goto cleanup;
     }
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        st = kiln_errorf(KILN_ERR_IO, "%s: is a folder", path);
-        goto cleanup;
-    }
+    st = fs_check_file(path, NULL);
+    if (st != KILN_OK) goto cleanup;
     r->f = fopen(path, "rb");
     if (!r->f) {
         st = kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
@@ -394,38 +390,31 @@ static enum kiln_status mark_columns(const char *path, const char *list, const c
 {
     *count = 0;
     if (!list) return KILN_OK;
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *e = end;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        if (e == p)
-            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: an empty column name in '%s'", path,
-                               option, list);
+    char what[4200], **items = NULL;
+    int n_items = 0;
+    snprintf(what, sizeof what, "%s: %s", path, option);
+    enum kiln_status st = str_split_list(list, what, &items, &n_items);
+    for (int i = 0; i < n_items && st == KILN_OK; i++) {
         int j = 0;
-        while (j < ncols && !(strlen(names[j]) == (size_t)(e - p) &&
-                              memcmp(names[j], p, (size_t)(e - p)) == 0))
-            j++;
+        while (j < ncols && strcmp(names[j], items[i]) != 0) j++;
         if (j == ncols) {
             char cols[1024];
             column_list(cols, sizeof cols, names, ncols);
-            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: no column '%.*s' (columns: %s)", path,
-                               option, (int)(e - p), p, cols);
+            st = kiln_errorf(KILN_ERR_USAGE, "%s: %s: no column '%s' (columns: %s)", path, option,
+                             items[i], cols);
+        } else if (roles[j] != CSV_FEATURE) {
+            st = kiln_errorf(KILN_ERR_USAGE, "%s: %s: column '%s' is %s", path, option, names[j],
+                             roles[j] == CSV_LABEL ? "the label" :
+                             roles[j] == CSV_DROP ? "dropped already" : "hashed already");
+        } else {
+            roles[j] = role;
+            size_t used = strlen(desc);
+            snprintf(desc + used, desc_len - used, "%s%s", *count ? ", " : "", names[j]);
+            (*count)++;
         }
-        if (roles[j] != CSV_FEATURE)
-            return kiln_errorf(KILN_ERR_USAGE, "%s: %s: column '%s' is %s", path, option,
-                               names[j], roles[j] == CSV_LABEL ? "the label" :
-                               roles[j] == CSV_DROP ? "dropped already" : "hashed already");
-        roles[j] = role;
-        size_t used = strlen(desc);
-        snprintf(desc + used, desc_len - used, "%s%s", *count ? ", " : "", names[j]);
-        (*count)++;
-        if (!*end) break;
-        p = end + 1;
     }
-    return KILN_OK;
+    strv_free(items, n_items);
+    return st;
 }
 
 /* Appends hex SHA-256(salt || value) of one identifier (blanks around it

@@ -41,7 +41,7 @@ static enum kiln_status read_pair(hid_t file, const char *path, struct h5_pair p
                                   struct kiln_split **out, bool *y_int, int *max_label)
 {
     enum kiln_status st = KILN_OK;
-    hid_t dx = -1, dy = -1, tx = -1, ty = -1, sx = -1, sy = -1;
+    struct h5_array xa = H5_ARRAY_INIT, ya = H5_ARRAY_INIT;
     hsize_t xd[32], yd[32];
     void *X = NULL, *y = NULL;
     int64_t *ytmp = NULL;
@@ -51,17 +51,12 @@ static enum kiln_status read_pair(hid_t file, const char *path, struct h5_pair p
                          h5_path_exists(file, pr.x) ? pr.y : pr.x);
         goto cleanup;
     }
-    dx = H5Dopen2(file, pr.x, H5P_DEFAULT);
-    dy = H5Dopen2(file, pr.y, H5P_DEFAULT);
-    tx = dx < 0 ? -1 : H5Dget_type(dx);
-    ty = dy < 0 ? -1 : H5Dget_type(dy);
-    sx = dx < 0 ? -1 : H5Dget_space(dx);
-    sy = dy < 0 ? -1 : H5Dget_space(dy);
-    if (tx < 0 || ty < 0 || sx < 0 || sy < 0) {
+    bool x_ok = h5_array_open(file, pr.x, &xa), y_ok = h5_array_open(file, pr.y, &ya);
+    if (!x_ok || !y_ok) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: '%s' or '%s' is not an array", path, pr.x, pr.y);
         goto cleanup;
     }
-    int xr = H5Sget_simple_extent_ndims(sx), yr = H5Sget_simple_extent_ndims(sy);
+    int xr = H5Sget_simple_extent_ndims(xa.space), yr = H5Sget_simple_extent_ndims(ya.space);
     if (xr < 1 || xr > 4) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: '%s' has rank %d (expected 1 to 4)", path, pr.x,
                          xr);
@@ -72,9 +67,9 @@ static enum kiln_status read_pair(hid_t file, const char *path, struct h5_pair p
                          yr);
         goto cleanup;
     }
-    H5Sget_simple_extent_dims(sx, xd, NULL);
-    H5Sget_simple_extent_dims(sy, yd, NULL);
-    H5T_class_t xc = H5Tget_class(tx), yc = H5Tget_class(ty);
+    H5Sget_simple_extent_dims(xa.space, xd, NULL);
+    H5Sget_simple_extent_dims(ya.space, yd, NULL);
+    H5T_class_t xc = H5Tget_class(xa.type), yc = H5Tget_class(ya.type);
     if (xc != H5T_INTEGER && xc != H5T_FLOAT) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: '%s' is not numeric", path, pr.x);
         goto cleanup;
@@ -100,7 +95,8 @@ static enum kiln_status read_pair(hid_t file, const char *path, struct h5_pair p
     }
     /* uint8 stays compact (and is scaled by 1/255 at batch time); anything
      * else becomes float32, the one float type the engine computes in. */
-    bool u8 = xc == H5T_INTEGER && H5Tget_size(tx) == 1 && H5Tget_sign(tx) == H5T_SGN_NONE;
+    bool u8 = xc == H5T_INTEGER && H5Tget_size(xa.type) == 1 &&
+              H5Tget_sign(xa.type) == H5T_SGN_NONE;
     enum kiln_dtype xdt = u8 ? KILN_DTYPE_U8 : KILN_DTYPE_F32;
     int64_t n = (int64_t)xd[0], fshape[3] = {1, 1, 1}, fs = 1;
     int feat_ndim = xr > 1 ? xr - 1 : 1;
@@ -116,9 +112,9 @@ static enum kiln_status read_pair(hid_t file, const char *path, struct h5_pair p
         st = kiln_errorf(KILN_ERR_NOMEM, "%s: out of memory for '%s'", path, pr.x);
         goto cleanup;
     }
-    if (H5Dread(dx, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, X) <
-            0 ||
-        H5Dread(dy, *y_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+    if (H5Dread(xa.d, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                X) < 0 ||
+        H5Dread(ya.d, *y_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 *y_int ? (void *)ytmp : y) < 0) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: '%s' or '%s' cannot be read (corrupt file?)", path,
                          pr.x, pr.y);
@@ -144,12 +140,8 @@ cleanup:
     free(X);
     free(y);
     free(ytmp);
-    if (sy >= 0) H5Sclose(sy);
-    if (sx >= 0) H5Sclose(sx);
-    if (ty >= 0) H5Tclose(ty);
-    if (tx >= 0) H5Tclose(tx);
-    if (dy >= 0) H5Dclose(dy);
-    if (dx >= 0) H5Dclose(dx);
+    h5_array_close(&ya);
+    h5_array_close(&xa);
     return st;
 }
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <zlib.h>
 
@@ -57,15 +56,9 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
     gzFile g = NULL;
     uint8_t head[4 + 4 * 4];
     memset(out, 0, sizeof *out);
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        st = kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        st = kiln_errorf(KILN_ERR_IO, "%s: is a folder", path);
-        goto cleanup;
-    }
+    int64_t file_size = 0;
+    st = fs_check_file(path, &file_size);
+    if (st != KILN_OK) goto cleanup;
     g = gzopen(path, "rb");
     if (!g) {
         st = kiln_errorf(KILN_ERR_IO, "%s: %s", path, errno ? strerror(errno) : "out of memory");
@@ -127,17 +120,17 @@ static enum kiln_status idx_read(const char *path, const char *what, int min_ran
      * file must hold exactly header + data bytes, and deflate cannot expand
      * data more than 1032-fold, so a damaged header never costs a huge
      * allocation. */
-    if (gzdirect(g) && header + out->bytes != (int64_t)sb.st_size) {
+    if (gzdirect(g) && header + out->bytes != file_size) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: %s: the header's dimensions need %" PRId64
                          " bytes (%" PRId64 " header + %" PRId64 " data), found %" PRId64, path,
-                         header + out->bytes > (int64_t)sb.st_size ? "truncated" : "too long",
-                         header + out->bytes, header, out->bytes, (int64_t)sb.st_size);
+                         header + out->bytes > file_size ? "truncated" : "too long",
+                         header + out->bytes, header, out->bytes, file_size);
         goto cleanup;
     }
-    if (!gzdirect(g) && out->bytes / 1032 > (int64_t)sb.st_size) {
+    if (!gzdirect(g) && out->bytes / 1032 > file_size) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: truncated or corrupt: the header's dimensions "
                          "need %" PRId64 " uncompressed bytes, more than %" PRId64 " compressed "
-                         "bytes can hold", path, header + out->bytes, (int64_t)sb.st_size);
+                         "bytes can hold", path, header + out->bytes, file_size);
         goto cleanup;
     }
     out->data = malloc((size_t)out->bytes);

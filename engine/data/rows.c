@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -154,15 +153,8 @@ enum kiln_status kiln_rows_open(const char *path, const char *array, const char 
     rr->file = rr->dset = rr->fspace = -1;
     st = str_dup(path, &rr->path);
     if (st != KILN_OK) goto cleanup;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        st = kiln_errorf(KILN_ERR_IO, "%s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        st = kiln_errorf(KILN_ERR_IO, "%s: is a folder", path);
-        goto cleanup;
-    }
+    st = fs_check_file(path, NULL);
+    if (st != KILN_OK) goto cleanup;
     if (H5Fis_hdf5(path) > 0) {
         st = rows_open_h5(rr, array);
     } else if (has_ext(path, ".h5") || has_ext(path, ".hdf5")) {

@@ -129,45 +129,6 @@ void kiln_transform_list_free(struct kiln_transform_list *tl)
     free(tl);
 }
 
-/* Splits "a, b,c" into trimmed names; empty items are an error. */
-static enum kiln_status tf_names_split(const char *spec, const char *list, char ***out, int *n)
-{
-    enum kiln_status st = KILN_OK;
-    int cap = 1, count = 0;
-    for (const char *p = list; *p; p++) cap += *p == ',';
-    char **v = calloc((size_t)cap, sizeof *v);
-    if (!v) return kiln_errorf(KILN_ERR_NOMEM, "transform: out of memory");
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *e = end;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        if (e == p) {
-            st = kiln_errorf(KILN_ERR_USAGE, "transform '%s': item %d of the list is empty",
-                             spec, count + 1);
-            goto cleanup;
-        }
-        v[count] = malloc((size_t)(e - p) + 1);
-        if (!v[count]) {
-            st = kiln_errorf(KILN_ERR_NOMEM, "transform: out of memory");
-            goto cleanup;
-        }
-        memcpy(v[count], p, (size_t)(e - p));
-        v[count][e - p] = '\0';
-        count++;
-        if (!*end) break;
-        p = end + 1;
-    }
-    *out = v;
-    *n = count;
-    v = NULL;
-cleanup:
-    strv_free(v, count);
-    return st;
-}
-
 enum kiln_status kiln_transform_parse(const char *spec, struct kiln_transform_list **list)
 {
     enum kiln_status st = KILN_OK;
@@ -201,7 +162,9 @@ enum kiln_status kiln_transform_parse(const char *spec, struct kiln_transform_li
         if (strcmp(arg, "float32") != 0)
             return kiln_errorf(KILN_ERR_USAGE, "transform '%s': can only cast to float32", spec);
     } else if (arg) {
-        st = tf_names_split(spec, arg, &t.names, &t.n_names);
+        char what[64]; /* the message quotes the list itself */
+        snprintf(what, sizeof what, "transform '%s'", tf_kind_names[kind]);
+        st = str_split_list(arg, what, &t.names, &t.n_names);
         if (st != KILN_OK) goto cleanup;
         if (t.kind == KILN_TF_ONEHOT && t.n_names != 1) {
             st = kiln_errorf(KILN_ERR_USAGE, "transform '%s': onehot takes one column", spec);

@@ -56,23 +56,20 @@ static enum kiln_status h5_read_str_dataset(hid_t loc, const char *name, char **
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
         return kiln_errorf(KILN_ERR_FORMAT, "'%s' is missing", name);
     enum kiln_status st = KILN_OK;
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    hid_t ft = d < 0 ? -1 : H5Dget_type(d);
-    hid_t space = d < 0 ? -1 : H5Dget_space(d);
+    struct h5_array a;
+    bool opened = h5_array_open(loc, name, &a);
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5Tset_size(mem, H5T_VARIABLE);
     char *v = NULL;
-    if (ft < 0 || space < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0 ||
-        H5Sget_simple_extent_npoints(space) != 1 ||
-        H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+    if (!opened || H5Tget_class(a.type) != H5T_STRING || H5Tis_variable_str(a.type) <= 0 ||
+        H5Sget_simple_extent_npoints(a.space) != 1 ||
+        H5Dread(a.d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
         st = kiln_errorf(KILN_ERR_FORMAT, "'%s' is not a readable string", name);
     else
         st = str_dup(v ? v : "", out);
     if (v) H5free_memory(v);
     H5Tclose(mem);
-    if (space >= 0) H5Sclose(space);
-    if (ft >= 0) H5Tclose(ft);
-    if (d >= 0) H5Dclose(d);
+    h5_array_close(&a);
     return st;
 }
 

@@ -597,22 +597,18 @@ enum kiln_status kiln_dataversion_salt(struct kiln_store *ws, const char *name, 
     return kiln_salt_read_file(path, salt, len);
 }
 
-/* Appends the names of a comma-separated list to arr. */
+/* Appends the names of a comma-separated list to arr (empty names, which
+ * the import refused already, are left out). */
 static bool json_push_list(json_t *arr, const char *list)
 {
     if (!list) return true;
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *e = end;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        if (e > p && json_array_append_new(arr, json_stringn(p, (size_t)(e - p))) != 0)
-            return false;
-        if (!*end) return true;
-        p = end + 1;
-    }
+    char **v;
+    int n;
+    if (str_split_list(list, NULL, &v, &n) != KILN_OK) return false;
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) ok = json_array_append_new(arr, json_string(v[i])) == 0;
+    strv_free(v, n);
+    return ok;
 }
 
 char *kiln_dataversion_privacy_json(const char *drop_columns, const char *hash_columns,

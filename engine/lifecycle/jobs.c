@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,29 +21,12 @@ struct kiln_train_job kiln_train_job_default(void)
     return (struct kiln_train_job){.threads = 0};
 }
 
-/* mkdir -p: creates every missing folder of dir. */
-static enum kiln_status make_dirs(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return kiln_errorf(KILN_ERR_IO, "%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return fs_make_dir(buf);
-}
-
 /* --- metrics.csv --------------------------------------------------------------
  * Rewritten whole (temp + rename) after every epoch: it is small, and a
  * reader never sees half a row. */
 struct metrics_log {
     char path[4200];
-    char *text;
-    size_t len, cap;
+    struct sbuf text;
 };
 
 static const char METRICS_HEADER[] =
@@ -53,17 +35,8 @@ static const char METRICS_HEADER[] =
 
 static enum kiln_status metrics_append(struct metrics_log *ml, const char *line)
 {
-    size_t n = strlen(line);
-    if (ml->len + n + 1 > ml->cap) {
-        size_t cap = (ml->cap ? ml->cap * 2 : 4096) + n;
-        char *t = realloc(ml->text, cap);
-        if (!t) return kiln_errorf(KILN_ERR_NOMEM, "metrics: out of memory");
-        ml->text = t;
-        ml->cap = cap;
-    }
-    memcpy(ml->text + ml->len, line, n + 1);
-    ml->len += n;
-    return KILN_OK;
+    sbuf_append(&ml->text, line, strlen(line));
+    return ml->text.failed ? kiln_errorf(KILN_ERR_NOMEM, "metrics: out of memory") : KILN_OK;
 }
 
 static enum kiln_status metrics_flush(struct metrics_log *ml)
@@ -73,7 +46,7 @@ static enum kiln_status metrics_flush(struct metrics_log *ml)
     if (st != KILN_OK) return st;
     FILE *f = fopen(tmp, "w");
     if (!f) return kiln_errorf(KILN_ERR_IO, "%s: %s", ml->path, strerror(errno));
-    bool ok = fwrite(ml->text, 1, ml->len, f) == ml->len;
+    bool ok = fwrite(ml->text.p, 1, ml->text.len, f) == ml->text.len;
     ok = (fclose(f) == 0) && ok;
     if (!ok) {
         unlink(tmp);
@@ -178,7 +151,7 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
     /* Fail before any work when the results could not be written. */
     if (job->out_dir) {
         snprintf(out_dir, sizeof out_dir, "%s", job->out_dir);
-        st = make_dirs(out_dir);
+        st = fs_make_dirs(out_dir);
         if (st != KILN_OK) goto cleanup;
     }
     st = kiln_dataset_load(job->data_path, &ds);
@@ -197,7 +170,7 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
         st = ob->on_start(ob->user, cfg, ds, out->backend, &before, out_dir, sizeof out_dir);
         started = true;
         if (st != KILN_OK) goto cleanup;
-        if (!job->out_dir) st = make_dirs(out_dir);
+        if (!job->out_dir) st = fs_make_dirs(out_dir);
         if (st != KILN_OK) goto cleanup;
     }
     if (!out_dir[0]) {
@@ -233,7 +206,7 @@ cleanup:
     kiln_backend_free(be);
     kiln_dataset_free(ds);
     kiln_config_free(cfg);
-    free(ctx.metrics.text);
+    sbuf_free(&ctx.metrics.text);
     return st;
 }
 

@@ -7,19 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/util.h" /* struct sbuf */
 #include "kiln/runs.h"
 #include "store-internal.h"
-
-/* A growable string; on out of memory it stops growing and sets failed. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-void sbuf_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sbuf_addv(struct sbuf *b, const char *fmt, va_list ap);
-void sbuf_append(struct sbuf *b, const char *s, size_t len);
-void sbuf_free(struct sbuf *b);
 
 /* snprintf that says whether it fit (false: buf holds a truncated string):
  * for paths and messages whose parts can be long. */

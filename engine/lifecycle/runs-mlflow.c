@@ -29,23 +29,6 @@
 /* MLflow's RunStatus enum as its meta.yaml stores it. */
 enum { MLFLOW_RUNNING = 1, MLFLOW_FINISHED = 3, MLFLOW_FAILED = 4, MLFLOW_KILLED = 5 };
 
-static enum kiln_status mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return kiln_errorf(KILN_ERR_IO, "%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return kiln_errorf(KILN_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-    return KILN_OK;
-}
-
 static enum kiln_status write_file(const char *path, const char *text, size_t len)
 {
     FILE *f = fopen(path, "w");
@@ -119,7 +102,7 @@ static enum kiln_status experiment_write(const char *dir, const char *id, const 
 {
     char path[PATH_LEN];
     runs_fmt(path, sizeof path, "%s/%s", dir, id);
-    enum kiln_status st = mkdir_p(path);
+    enum kiln_status st = fs_make_dirs(path);
     if (st != KILN_OK) return st;
     long long now = (long long)time(NULL) * 1000;
     struct sbuf b = {0};
@@ -196,7 +179,7 @@ static enum kiln_status export_run(struct kiln_store *ws, int64_t id, const char
     static const char *const subdirs[] = {"", "/metrics", "/params", "/tags", "/artifacts"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0] && st == KILN_OK; i++) {
         runs_fmt(path, sizeof path, "%s%s", run_dir, subdirs[i]);
-        st = mkdir_p(path);
+        st = fs_make_dirs(path);
         if (st == KILN_OK && i > 0 && i < 4) clear_dir(path);
     }
     struct sbuf b = {0};
@@ -315,7 +298,7 @@ enum kiln_status kiln_runs_export_mlflow(struct kiln_store *ws, const char *dir,
     struct stat sb;
     bool fresh = stat(dir, &sb) != 0;
     if (!fresh && !S_ISDIR(sb.st_mode)) return kiln_errorf(KILN_ERR_IO, "%s: not a folder", dir);
-    enum kiln_status st = mkdir_p(dir);
+    enum kiln_status st = fs_make_dirs(dir);
     if (st != KILN_OK) return st;
     char abs_dir[4096];
     if (!realpath(dir, abs_dir)) return kiln_errorf(KILN_ERR_IO, "%s: %s", dir, strerror(errno));

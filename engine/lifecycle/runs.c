@@ -29,32 +29,6 @@
 
 /* --- shared helpers ------------------------------------------------------------ */
 
-void sbuf_addv(struct sbuf *b, const char *fmt, va_list ap)
-{
-    if (b->failed) return;
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    b->len += (size_t)n;
-}
-
 bool runs_fmt(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -62,39 +36,6 @@ bool runs_fmt(char *buf, size_t len, const char *fmt, ...)
     int n = vsnprintf(buf, len, fmt, ap);
     va_end(ap);
     return n >= 0 && (size_t)n < len;
-}
-
-void sbuf_add(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sbuf_addv(b, fmt, ap);
-    va_end(ap);
-}
-
-void sbuf_append(struct sbuf *b, const char *s, size_t len)
-{
-    if (b->failed) return;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + len + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, len);
-    b->len += len;
-    b->p[b->len] = '\0';
-}
-
-void sbuf_free(struct sbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
 }
 
 static double now_seconds(void)
@@ -145,6 +86,7 @@ double runs_time_parse(const char *iso)
 
 void runs_format_float(float f, char *buf, size_t len)
 {
+    if (!buf || len == 0) return;
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(buf, len, "%.*g", prec, (double)f);
         if (strtof(buf, NULL) == f) return;
@@ -409,6 +351,72 @@ static enum kiln_status rec_metric(struct kiln_run_recorder *r, const char *key,
     return KILN_OK;
 }
 
+/* The stored names of an evaluation's metrics, one set per split. Literals
+ * on purpose: rec_metric's statements keep the key pointers bound. */
+struct eval_keys {
+    const char *loss, *accuracy, *macro_f1, *mse, *mae, *r2;
+};
+static const struct eval_keys val_metric_keys = {"val_loss", "val_accuracy", "val_macro_f1",
+                                                 "val_mse",  "val_mae",      "val_r2"};
+static const struct eval_keys test_metric_keys = {"test_loss", "test_accuracy", "test_macro_f1",
+                                                  "test_mse",  "test_mae",      "test_r2"};
+
+/* An evaluation's loss and the metrics of its task (classification or
+ * regression), inside the caller's transaction. */
+static enum kiln_status rec_eval_metrics(struct kiln_run_recorder *r, const struct eval_keys *k,
+                                         const struct kiln_metrics *m, int64_t step,
+                                         int64_t epoch, double now)
+{
+    bool cls = m->n_classes > 0;
+    struct {
+        const char *key;
+        bool have;
+        double v;
+    } v[] = {
+        {k->loss, true, m->loss}, {k->accuracy, cls, m->accuracy}, {k->macro_f1, cls, m->macro_f1},
+        {k->mse, !cls, m->mse},   {k->mae, !cls, m->mae},           {k->r2, !cls, m->r2},
+    };
+    enum kiln_status st = KILN_OK;
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && st == KILN_OK; i++)
+        if (v[i].have) st = rec_metric(r, v[i].key, step, epoch, v[i].v, now);
+    return st;
+}
+
+/* Stores the file at path (the run's final model, or a checkpoint) and
+ * records it for the run, created at ts (NULL: now). Inside the caller's
+ * transaction, so gc cannot take the object before the row that references
+ * it exists. */
+static enum kiln_status rec_checkpoint(struct kiln_run_recorder *r, const char *path, bool final,
+                                       int64_t epoch, int64_t step, const char *ts)
+{
+    struct kiln_store *ws = r->ws;
+    char sha[65];
+    sqlite3_stmt *s = NULL;
+    enum kiln_status st = kiln_store_put_file(ws, path, final ? "model" : "checkpoint", sha, NULL);
+    if (st == KILN_OK)
+        st = store_prepare(ws,
+                           "INSERT INTO checkpoints(run_id, epoch, step, final, object_sha256, "
+                           "created) VALUES(?, ?, ?, ?, ?, ?)",
+                           &s);
+    if (st == KILN_OK) {
+        char now[40];
+        if (!ts) {
+            runs_time_now(now);
+            ts = now;
+        }
+        sqlite3_bind_int64(s, 1, r->run_id);
+        sqlite3_bind_int64(s, 2, epoch);
+        sqlite3_bind_int64(s, 3, step);
+        sqlite3_bind_int(s, 4, final);
+        sqlite3_bind_text(s, 5, sha, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 6, ts, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            st = store_sql_error(ws, final ? "recording the final model" : "recording a checkpoint");
+    }
+    sqlite3_finalize(s);
+    return st;
+}
+
 /* Writes the buffered per-step losses, inside the caller's transaction
  * (one INSERT per step with the same prepared statement; the summary once). */
 static enum kiln_status rec_write_steps(struct kiln_run_recorder *r)
@@ -562,11 +570,7 @@ static char *rec_config_text(const struct kiln_run_recorder *r, const struct kil
             sbuf_add(&b, "\n");
         }
     }
-    if (b.failed) {
-        sbuf_free(&b);
-        return NULL;
-    }
-    return b.p;
+    return sbuf_take(&b);
 }
 
 /* The newest registered version with the dataset's content, or 0. */
@@ -895,45 +899,18 @@ static enum kiln_status rec_on_epoch(void *user, const struct kiln_epoch_report 
     st = rec_write_steps(r);
     struct {
         const char *key;
-        bool have;
         double v;
     } m[] = {
-        {"epoch", true, (double)e->epoch},
-        {"train_loss", true, e->train_loss},
-        {"lr", true, e->lr},
-        {"seconds", true, e->seconds},
-        {"samples_per_s", true, e->samples_per_s},
-        {"val_loss", e->has_val, e->val.loss},
-        {"val_accuracy", e->has_val && e->val.n_classes > 0, e->val.accuracy},
-        {"val_macro_f1", e->has_val && e->val.n_classes > 0, e->val.macro_f1},
-        {"val_mse", e->has_val && e->val.n_classes == 0, e->val.mse},
-        {"val_mae", e->has_val && e->val.n_classes == 0, e->val.mae},
-        {"val_r2", e->has_val && e->val.n_classes == 0, e->val.r2},
+        {"epoch", (double)e->epoch},   {"train_loss", e->train_loss},
+        {"lr", e->lr},                 {"seconds", e->seconds},
+        {"samples_per_s", e->samples_per_s},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0] && st == KILN_OK; i++)
-        if (m[i].have) st = rec_metric(r, m[i].key, e->step, e->epoch, m[i].v, now);
-    if (st == KILN_OK && checkpoint) {
-        /* Inside the transaction, so gc cannot take the object before the
-         * row that references it exists. */
-        char sha[65], ts[40];
-        st = kiln_store_put_file(ws, checkpoint, "checkpoint", sha, NULL);
-        sqlite3_stmt *s = NULL;
-        if (st == KILN_OK)
-            st = store_prepare(ws,
-                               "INSERT INTO checkpoints(run_id, epoch, step, final, object_sha256, "
-                               "created) VALUES(?, ?, ?, 0, ?, ?)",
-                               &s);
-        if (st == KILN_OK) {
-            runs_time_now(ts);
-            sqlite3_bind_int64(s, 1, r->run_id);
-            sqlite3_bind_int64(s, 2, e->epoch);
-            sqlite3_bind_int64(s, 3, e->step);
-            sqlite3_bind_text(s, 4, sha, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
-            if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "recording a checkpoint");
-        }
-        sqlite3_finalize(s);
-    }
+        st = rec_metric(r, m[i].key, e->step, e->epoch, m[i].v, now);
+    if (st == KILN_OK && e->has_val)
+        st = rec_eval_metrics(r, &val_metric_keys, &e->val, e->step, e->epoch, now);
+    if (st == KILN_OK && checkpoint)
+        st = rec_checkpoint(r, checkpoint, false, e->epoch, e->step, NULL);
     if (st == KILN_OK) st = kiln_store_commit(ws);
     else kiln_store_rollback(ws);
     if (st != KILN_OK) return kiln_error_context(st, "recording run:%lld", (long long)r->run_id);
@@ -973,46 +950,16 @@ static enum kiln_status rec_finish(struct kiln_run_recorder *r, enum kiln_status
     struct kiln_metrics tm = {0};
     bool have_test = result == KILN_OK && model_path && rec_eval_test(r, model_path, &tm);
     double now = now_seconds();
-    char ts[40], sha[65] = "";
+    char ts[40];
     runs_time_now(ts);
     sqlite3_stmt *s = NULL;
     enum kiln_status st = kiln_store_begin(ws);
     if (st != KILN_OK) goto done;
     st = rec_write_steps(r);
-    if (st == KILN_OK && have_test) {
-        struct {
-            const char *key;
-            bool have;
-            double v;
-        } m[] = {
-            {"test_loss", true, tm.loss},
-            {"test_accuracy", tm.n_classes > 0, tm.accuracy},
-            {"test_macro_f1", tm.n_classes > 0, tm.macro_f1},
-            {"test_mse", tm.n_classes == 0, tm.mse},
-            {"test_mae", tm.n_classes == 0, tm.mae},
-            {"test_r2", tm.n_classes == 0, tm.r2},
-        };
-        for (size_t i = 0; i < sizeof m / sizeof m[0] && st == KILN_OK; i++)
-            if (m[i].have) st = rec_metric(r, m[i].key, r->last_step, r->last_epoch, m[i].v, now);
-    }
-    if (st == KILN_OK && result == KILN_OK && model_path) {
-        st = kiln_store_put_file(ws, model_path, "model", sha, NULL);
-        if (st == KILN_OK)
-            st = store_prepare(ws,
-                               "INSERT INTO checkpoints(run_id, epoch, step, final, object_sha256, "
-                               "created) VALUES(?, ?, ?, 1, ?, ?)",
-                               &s);
-        if (st == KILN_OK) {
-            sqlite3_bind_int64(s, 1, r->run_id);
-            sqlite3_bind_int64(s, 2, r->last_epoch);
-            sqlite3_bind_int64(s, 3, r->last_step);
-            sqlite3_bind_text(s, 4, sha, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
-            if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "recording the final model");
-        }
-        sqlite3_finalize(s);
-        s = NULL;
-    }
+    if (st == KILN_OK && have_test)
+        st = rec_eval_metrics(r, &test_metric_keys, &tm, r->last_step, r->last_epoch, now);
+    if (st == KILN_OK && result == KILN_OK && model_path)
+        st = rec_checkpoint(r, model_path, true, r->last_epoch, r->last_step, ts);
     /* A run whose end could not be stored still ends: as failed, with why. */
     bool ok = st == KILN_OK && result == KILN_OK;
     char why[2048];

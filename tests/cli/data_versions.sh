@@ -224,6 +224,11 @@ chmod u+w "$obj2"
 "$PY" -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2] ^= 1; open(p,"wb").write(b)' "$obj2"
 expect_fail "a flipped byte is refused" 12 "corrupt.*hash" "$KILN" data show people
 expect_ok "other versions still read" "$KILN" data show people@v1
+expect_fail "fsck names the corrupt object" 12 "problem" "$KILN" fsck
+grep -q "${obj2##*/}" out.txt || fail "fsck output does not name the corrupt object"
+rm -f "$obj2"
+expect_fail "a deleted object is a clear error" 11 "missing" "$KILN" data show people
+expect_fail "fsck reports the deleted object" 12 "problem" "$KILN" fsck
 expect_ok "audit verify" "$KILN" audit verify
 no_partial_files .
 finish
