@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kiln_git_commit.h" /* generated at build time */
 #include "kiln/backend.h"
 
 #ifdef KILN_HAVE_CUDA
