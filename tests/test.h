@@ -102,6 +102,27 @@ static int test_current_failed;
                       #got, w_, g_, (double)(tol));                            \
     } while (0)
 
+/* A per-test-program temp folder (fill test_tmpdir with mkdtemp) and files in it. */
+static char test_tmpdir[256];
+
+/* test_tmpdir/name; the result stays valid for the next 7 calls. */
+static inline const char *test_path(const char *name)
+{
+    static char buf[8][512];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, 512, "%s/%s", test_tmpdir, name);
+    return b;
+}
+
+static inline void test_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    fputs(text, f);
+    fclose(f);
+}
+
 /* Test inputs: SplitMix64 steps from a seed the test prints, so any failure
  * can be replayed. */
 static uint64_t test_rng_state;

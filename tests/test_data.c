@@ -17,24 +17,6 @@
 #include "kiln/data.h"
 #include "test.h"
 
-static char tmpdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    fputs(text, f);
-    fclose(f);
-}
 
 static long file_size(const char *path)
 {
@@ -171,11 +153,11 @@ TEST(split_names)
 TEST(roundtrip_u8)
 {
     struct kiln_dataset *ds = make_u8(), *back = NULL;
-    const char *p = tpath("u8.h5");
+    const char *p = test_path("u8.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     ASSERT_EQ_INT(64, strlen(ds->sha256));
     ASSERT(ds->created && strlen(ds->created) == 20);
-    ASSERT_EQ_INT(0, count_hidden(tmpdir));
+    ASSERT_EQ_INT(0, count_hidden(test_tmpdir));
     ASSERT_OK(kiln_dataset_load(p, &back));
     ASSERT_EQ_STR("tiny", back->name);
     ASSERT_EQ_STR("unit test", back->source);
@@ -196,7 +178,7 @@ TEST(roundtrip_u8)
 TEST(roundtrip_f32)
 {
     struct kiln_dataset *ds = make_f32(), *back = NULL, *head = NULL;
-    const char *p = tpath("f32.h5");
+    const char *p = test_path("f32.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     ASSERT_OK(kiln_dataset_load(p, &back));
     ASSERT_EQ_INT(0, back->n_classes);
@@ -268,7 +250,7 @@ TEST(hash_stable_and_sensitive)
 TEST(corrupt_data_byte)
 {
     struct kiln_dataset *ds = make_u8(), *back = NULL;
-    const char *p = tpath("corrupt.h5");
+    const char *p = test_path("corrupt.h5");
     /* A distinctive run of bytes to find in the file. */
     uint8_t *X = ds->splits[KILN_SPLIT_TRAIN]->X;
     const uint8_t mark[8] = {0xde, 0xad, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67};
@@ -297,7 +279,7 @@ TEST(corrupt_data_byte)
 TEST(corrupt_sha_attr)
 {
     struct kiln_dataset *ds = make_u8(), *back = NULL;
-    const char *p = tpath("sha.h5");
+    const char *p = test_path("sha.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     ASSERT(f >= 0);
@@ -315,7 +297,7 @@ TEST(corrupt_sha_attr)
 TEST(newer_version_refused)
 {
     struct kiln_dataset *ds = make_u8(), *back = NULL;
-    const char *p = tpath("v2.h5");
+    const char *p = test_path("v2.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     ASSERT_OK(h5_attr_write_i64(f, "kiln_format_version", 2));
@@ -331,7 +313,7 @@ TEST(newer_version_refused)
 TEST(truncated_and_missing)
 {
     struct kiln_dataset *ds = make_f32(), *back = NULL;
-    const char *p = tpath("trunc.h5");
+    const char *p = test_path("trunc.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     long n = file_size(p);
     ASSERT(truncate(p, n / 2) == 0);
@@ -340,9 +322,9 @@ TEST(truncated_and_missing)
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_load(p, &back), "");
     ASSERT(truncate(p, 0) == 0);
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_load(p, &back), "not an HDF5");
-    ASSERT_STATUS(KILN_ERR_IO, kiln_dataset_load(tpath("nope.h5"), &back), "nope.h5");
-    write_text(tpath("text.h5"), "hello\n");
-    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_load_header(tpath("text.h5"), &back), "");
+    ASSERT_STATUS(KILN_ERR_IO, kiln_dataset_load(test_path("nope.h5"), &back), "nope.h5");
+    test_write_text(test_path("text.h5"), "hello\n");
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_load_header(test_path("text.h5"), &back), "");
     ASSERT(back == NULL);
     kiln_dataset_free(ds);
 }
@@ -351,15 +333,15 @@ TEST(bad_values_refused)
 {
     struct kiln_dataset *ds = make_f32(), *back = NULL;
     ((float *)ds->splits[KILN_SPLIT_VAL]->X)[1 * 4 + 2] = NAN;
-    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, tpath("nan.h5")), "val/X[1, 2]");
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, test_path("nan.h5")), "val/X[1, 2]");
     ASSERT(strstr(kiln_last_error(), "'c'") != NULL);
-    ASSERT(!exists(tpath("nan.h5")));
+    ASSERT(!exists(test_path("nan.h5")));
     ((float *)ds->splits[KILN_SPLIT_VAL]->X)[1 * 4 + 2] = 0;
     ((float *)ds->splits[KILN_SPLIT_TEST]->y)[3 * 2 + 1] = INFINITY;
-    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, tpath("nan.h5")), "test/y[3, 1] is Inf");
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, test_path("nan.h5")), "test/y[3, 1] is Inf");
     ((float *)ds->splits[KILN_SPLIT_TEST]->y)[3 * 2 + 1] = 0;
     /* A NaN written behind kiln's back is caught on load, with its place. */
-    const char *p = tpath("nan2.h5");
+    const char *p = test_path("nan2.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t d = H5Dopen2(f, "train/X", H5P_DEFAULT);
@@ -373,8 +355,8 @@ TEST(bad_values_refused)
 
     ds = make_u8();
     ((int32_t *)ds->splits[KILN_SPLIT_TEST]->y)[4] = 3;
-    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, tpath("lab.h5")), "test/y[4] = 3");
-    ASSERT_EQ_INT(0, count_hidden(tmpdir));
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_dataset_save(ds, test_path("lab.h5")), "test/y[4] = 3");
+    ASSERT_EQ_INT(0, count_hidden(test_tmpdir));
     kiln_dataset_free(ds);
 }
 
@@ -384,9 +366,9 @@ TEST(save_unwritable_folder)
     char dir[512];
     if (geteuid() == 0) {
         /* root writes through permissions: a missing folder is the failure. */
-        snprintf(dir, sizeof dir, "%s/no/such/folder", tmpdir);
+        snprintf(dir, sizeof dir, "%s/no/such/folder", test_tmpdir);
     } else {
-        snprintf(dir, sizeof dir, "%s/ro", tmpdir);
+        snprintf(dir, sizeof dir, "%s/ro", test_tmpdir);
         ASSERT(mkdir(dir, 0555) == 0);
     }
     char p[600];
@@ -404,12 +386,12 @@ TEST(save_unwritable_folder)
 TEST(save_replaces_atomically)
 {
     struct kiln_dataset *a = make_u8(), *b = make_f32(), *back = NULL;
-    const char *p = tpath("replace.h5");
+    const char *p = test_path("replace.h5");
     ASSERT_OK(kiln_dataset_save(a, p));
     ASSERT_OK(kiln_dataset_save(b, p));
     ASSERT_OK(kiln_dataset_load(p, &back));
     ASSERT_EQ_STR(b->sha256, back->sha256);
-    ASSERT_EQ_INT(0, count_hidden(tmpdir));
+    ASSERT_EQ_INT(0, count_hidden(test_tmpdir));
     kiln_dataset_free(a);
     kiln_dataset_free(b);
     kiln_dataset_free(back);
@@ -455,16 +437,16 @@ static void write_idx(const char *path, bool gz, int rank, const uint32_t *dims,
 TEST(idx_gz_and_raw)
 {
     uint32_t idims[3] = {7, 4, 5}, ldims[1] = {7}, tdims[3] = {3, 4, 5}, tl[1] = {3};
-    write_idx(tpath("img.gz"), true, 3, idims, 0, 0);
-    write_idx(tpath("lab.gz"), true, 1, ldims, 1, 0);
-    write_idx(tpath("timg"), false, 3, tdims, 0, 0);
-    write_idx(tpath("tlab"), false, 1, tl, 1, 0);
+    write_idx(test_path("img.gz"), true, 3, idims, 0, 0);
+    write_idx(test_path("lab.gz"), true, 1, ldims, 1, 0);
+    write_idx(test_path("timg"), false, 3, tdims, 0, 0);
+    write_idx(test_path("tlab"), false, 1, tl, 1, 0);
     struct kiln_import_options opt = kiln_import_options_default();
     opt.name = "idx";
-    opt.idx_images = tpath("img.gz");
-    opt.idx_labels = tpath("lab.gz");
-    opt.test_idx_images = tpath("timg");
-    opt.test_idx_labels = tpath("tlab");
+    opt.idx_images = test_path("img.gz");
+    opt.idx_labels = test_path("lab.gz");
+    opt.test_idx_images = test_path("timg");
+    opt.test_idx_labels = test_path("tlab");
     struct kiln_dataset *ds = NULL;
     ASSERT_OK(kiln_data_import(&opt, &ds));
     struct kiln_split *tr = ds->splits[KILN_SPLIT_TRAIN], *te = ds->splits[KILN_SPLIT_TEST];
@@ -503,42 +485,42 @@ TEST(idx_errors)
     struct kiln_import_options opt = kiln_import_options_default();
     struct kiln_dataset *ds = NULL;
     opt.name = "idx";
-    write_idx(tpath("img_cut"), false, 3, idims, 0, 10);
-    write_idx(tpath("lab7"), false, 1, ldims, 1, 0);
-    opt.idx_images = tpath("img_cut");
-    opt.idx_labels = tpath("lab7");
+    write_idx(test_path("img_cut"), false, 3, idims, 0, 10);
+    write_idx(test_path("lab7"), false, 1, ldims, 1, 0);
+    opt.idx_images = test_path("img_cut");
+    opt.idx_labels = test_path("lab7");
     /* 16 header + 140 data bytes expected, 146 found. */
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "need 156 bytes");
     ASSERT(strstr(kiln_last_error(), "found 146") != NULL);
     ASSERT(strstr(kiln_last_error(), "img_cut") != NULL);
-    write_idx(tpath("img_cut.gz"), true, 3, idims, 0, 10);
-    opt.idx_images = tpath("img_cut.gz");
+    write_idx(test_path("img_cut.gz"), true, 3, idims, 0, 10);
+    opt.idx_images = test_path("img_cut.gz");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "found 146");
     /* A gzip stream cut short. */
-    write_idx(tpath("img_ok.gz"), true, 3, idims, 0, 0);
-    ASSERT(truncate(tpath("img_ok.gz"), file_size(tpath("img_ok.gz")) - 12) == 0);
-    opt.idx_images = tpath("img_ok.gz");
+    write_idx(test_path("img_ok.gz"), true, 3, idims, 0, 0);
+    ASSERT(truncate(test_path("img_ok.gz"), file_size(test_path("img_ok.gz")) - 12) == 0);
+    opt.idx_images = test_path("img_ok.gz");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "img_ok.gz");
     /* Too long: dims say fewer bytes than the file holds. */
-    write_idx(tpath("img7"), false, 3, idims, 0, 0);
-    FILE *f = fopen(tpath("img7"), "ab");
+    write_idx(test_path("img7"), false, 3, idims, 0, 0);
+    FILE *f = fopen(test_path("img7"), "ab");
     fputc(1, f);
     fclose(f);
-    opt.idx_images = tpath("img7");
+    opt.idx_images = test_path("img7");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "too long");
-    write_idx(tpath("img7"), false, 3, idims, 0, 0);
-    write_idx(tpath("lab6"), false, 1, short_l, 1, 0);
-    opt.idx_labels = tpath("lab6");
+    write_idx(test_path("img7"), false, 3, idims, 0, 0);
+    write_idx(test_path("lab6"), false, 1, short_l, 1, 0);
+    opt.idx_labels = test_path("lab6");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "7 images");
-    write_text(tpath("notidx"), "PK\x03\x04 hello world");
-    opt.idx_labels = tpath("notidx");
+    test_write_text(test_path("notidx"), "PK\x03\x04 hello world");
+    opt.idx_labels = test_path("notidx");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "not an IDX");
-    opt.idx_labels = tpath("img7"); /* images given as labels: wrong rank */
+    opt.idx_labels = test_path("img7"); /* images given as labels: wrong rank */
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "0x00000801");
-    opt.idx_labels = tpath("missing");
+    opt.idx_labels = test_path("missing");
     ASSERT_STATUS(KILN_ERR_IO, kiln_data_import(&opt, &ds), "missing");
-    write_text(tpath("empty"), "");
-    opt.idx_labels = tpath("empty");
+    test_write_text(test_path("empty"), "");
+    opt.idx_labels = test_path("empty");
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_data_import(&opt, &ds), "truncated");
     opt.csv = "x.csv";
     ASSERT_STATUS(KILN_ERR_USAGE, kiln_data_import(&opt, &ds), "exactly one");
@@ -551,8 +533,8 @@ static enum kiln_status import_csv(const char *text, const char *label, char del
                                    enum kiln_task task, enum kiln_fill fill,
                                    struct kiln_dataset **ds)
 {
-    const char *p = tpath("in.csv");
-    write_text(p, text);
+    const char *p = test_path("in.csv");
+    test_write_text(p, text);
     struct kiln_import_options opt = kiln_import_options_default();
     opt.name = "csv";
     opt.csv = p;
@@ -702,8 +684,8 @@ TEST(stratified_split)
     char *text = malloc(4096), *p = text;
     p += sprintf(p, "i,c\n");
     for (int i = 0; i < 100; i++) p += sprintf(p, "%d,%s\n", i, i % 5 < 3 ? "a" : "b");
-    const char *path = tpath("strat.csv");
-    write_text(path, text);
+    const char *path = test_path("strat.csv");
+    test_write_text(path, text);
     free(text);
     struct kiln_import_options opt = kiln_import_options_default();
     opt.name = "strat";
@@ -740,7 +722,7 @@ TEST(stratified_split)
     kiln_dataset_free(c);
     a = NULL;
     /* Regression: a plain shuffle of round(0.3 * 10) = 3 rows. */
-    write_text(path, "x,t\n1,1\n2,2\n3,3\n4,4\n5,5\n6,6\n7,7\n8,8\n9,9\n10,10\n");
+    test_write_text(path, "x,t\n1,1\n2,2\n3,3\n4,4\n5,5\n6,6\n7,7\n8,8\n9,9\n10,10\n");
     opt.label = "t";
     opt.test_fraction = 0.3;
     ASSERT_OK(kiln_data_import(&opt, &a));
@@ -769,7 +751,7 @@ static void h5_put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ra
 
 TEST(h5_import)
 {
-    const char *p = tpath("plain.h5");
+    const char *p = test_path("plain.h5");
     hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     double X[6][3];
     int64_t y[6] = {0, 1, 2, 0, 1, 4};
@@ -809,10 +791,10 @@ TEST(h5_import)
 
     /* A kiln dataset file imports as train/test groups with its class names. */
     struct kiln_dataset *src = make_u8();
-    ASSERT_OK(kiln_dataset_save(src, tpath("groups.h5")));
+    ASSERT_OK(kiln_dataset_save(src, test_path("groups.h5")));
     opt = kiln_import_options_default();
     opt.name = "again";
-    opt.h5 = tpath("groups.h5");
+    opt.h5 = test_path("groups.h5");
     ASSERT_OK(kiln_data_import(&opt, &ds));
     ASSERT_EQ_STR(src->sha256, ds->sha256);
     ASSERT_EQ_STR("dog", ds->classes[1]);
@@ -820,7 +802,7 @@ TEST(h5_import)
     kiln_dataset_free(ds);
     kiln_dataset_free(src);
     ds = NULL;
-    opt.h5 = tpath("nothing.h5");
+    opt.h5 = test_path("nothing.h5");
     ASSERT_STATUS(KILN_ERR_IO, kiln_data_import(&opt, &ds), "nothing.h5");
 }
 
@@ -829,7 +811,7 @@ TEST(h5_import)
 TEST(rows_h5)
 {
     struct kiln_dataset *ds = make_u8();
-    const char *p = tpath("rows.h5");
+    const char *p = test_path("rows.h5");
     ASSERT_OK(kiln_dataset_save(ds, p));
     struct kiln_rows_reader *r = NULL;
     ASSERT_OK(kiln_rows_open(p, NULL, NULL, &r));
@@ -855,14 +837,14 @@ TEST(rows_h5)
     ASSERT_NEAR(2, buf[5], 0);
     kiln_rows_close(r);
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_rows_open(p, "nope/X", NULL, &r), "nope/X");
-    ASSERT_STATUS(KILN_ERR_IO, kiln_rows_open(tpath("none.h5"), NULL, NULL, &r), "none.h5");
+    ASSERT_STATUS(KILN_ERR_IO, kiln_rows_open(test_path("none.h5"), NULL, NULL, &r), "none.h5");
     kiln_dataset_free(ds);
 }
 
 TEST(rows_csv)
 {
-    const char *p = tpath("rows.csv");
-    write_text(p, "a, label ,b\n1,x,2\n3,y,4\r\n5,z,6\n7,w,oops\n");
+    const char *p = test_path("rows.csv");
+    test_write_text(p, "a, label ,b\n1,x,2\n3,y,4\r\n5,z,6\n7,w,oops\n");
     struct kiln_rows_reader *r = NULL;
     ASSERT_OK(kiln_rows_open(p, NULL, "label", &r));
     ASSERT_EQ_INT(-1, kiln_rows_count(r));
@@ -888,7 +870,7 @@ TEST(rows_csv)
 
 TEST(pred_writer_h5)
 {
-    const char *p = tpath("pred.h5");
+    const char *p = test_path("pred.h5");
     char *classes[3] = {"cat", "dog", "bird"};
     struct kiln_pred_meta meta = {.model = "m.h5", .model_sha256 = "abc", .n_classes = 3,
                                   .classes = classes, .out_dim = 3};
@@ -900,7 +882,7 @@ TEST(pred_writer_h5)
     ASSERT_OK(kiln_pred_writer_write(w, b, 1));
     ASSERT(!exists(p));
     ASSERT_OK(kiln_pred_writer_close(w, true));
-    ASSERT_EQ_INT(0, count_hidden(tmpdir));
+    ASSERT_EQ_INT(0, count_hidden(test_tmpdir));
     hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
     ASSERT(f >= 0);
     char *fmt = NULL, **cls = NULL;
@@ -945,7 +927,7 @@ TEST(pred_writer_h5)
 
 TEST(pred_writer_csv)
 {
-    const char *p = tpath("pred.csv");
+    const char *p = test_path("pred.csv");
     char *classes[2] = {"no", "yes, really"};
     struct kiln_pred_meta meta = {.model = "m", .model_sha256 = "x", .n_classes = 2,
                                   .classes = classes, .out_dim = 2};
@@ -977,7 +959,7 @@ TEST(pred_writer_csv)
     free(text);
     meta.out_dim = 3;
     ASSERT_STATUS(KILN_ERR_USAGE, kiln_pred_writer_open(p, &meta, &w), "3 outputs");
-    ASSERT_STATUS(KILN_ERR_USAGE, kiln_pred_writer_open(tpath("p.txt"), &rm, &w), ".csv");
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_pred_writer_open(test_path("p.txt"), &rm, &w), ".csv");
 }
 
 TEST(pred_writer_abort)
@@ -986,25 +968,25 @@ TEST(pred_writer_abort)
     const char *names[2] = {"abort.h5", "abort.csv"};
     for (int i = 0; i < 2; i++) {
         struct kiln_pred_writer *w = NULL;
-        ASSERT_OK(kiln_pred_writer_open(tpath(names[i]), &rm, &w));
+        ASSERT_OK(kiln_pred_writer_open(test_path(names[i]), &rm, &w));
         float o[1] = {1};
         ASSERT_OK(kiln_pred_writer_write(w, o, 1));
-        ASSERT_EQ_INT(1, count_hidden(tmpdir));
+        ASSERT_EQ_INT(1, count_hidden(test_tmpdir));
         ASSERT_OK(kiln_pred_writer_close(w, false));
-        ASSERT(!exists(tpath(names[i])));
-        ASSERT_EQ_INT(0, count_hidden(tmpdir));
+        ASSERT(!exists(test_path(names[i])));
+        ASSERT_EQ_INT(0, count_hidden(test_tmpdir));
     }
     ASSERT_OK(kiln_pred_writer_close(NULL, true));
     char dir[600];
-    snprintf(dir, sizeof dir, "%s/missing/p.h5", tmpdir);
+    snprintf(dir, sizeof dir, "%s/missing/p.h5", test_tmpdir);
     struct kiln_pred_writer *w = NULL;
     ASSERT_STATUS(KILN_ERR_IO, kiln_pred_writer_open(dir, &rm, &w), "missing");
 }
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln-test-data-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    snprintf(test_tmpdir, sizeof test_tmpdir, "/tmp/kiln-test-data-XXXXXX");
+    if (!mkdtemp(test_tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
@@ -1032,6 +1014,6 @@ int main(void)
     RUN(pred_writer_h5);
     RUN(pred_writer_csv);
     RUN(pred_writer_abort);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(test_tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return test_summary();
 }

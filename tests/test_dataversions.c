@@ -19,25 +19,7 @@
 #include "kiln/transform.h"
 #include "test.h"
 
-static char tmpdir[256];
 static struct kiln_store *ws;
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    fputs(text, f);
-    fclose(f);
-}
 
 static char *dup_s(const char *s)
 {
@@ -112,7 +94,7 @@ TEST(register_twice_same_version)
     ASSERT_EQ_INT(0, a.parent_id);
     ASSERT_EQ_STR(ds->sha256, a.content_sha256);
     char objects[600];
-    snprintf(objects, sizeof objects, "%s/.kiln/objects", tmpdir);
+    snprintf(objects, sizeof objects, "%s/.kiln/objects", test_tmpdir);
     int64_t before = count_entries(objects);
     /* The same content again, from a fresh in-memory copy. */
     struct kiln_dataset *again = toy("toy", 40);
@@ -299,22 +281,22 @@ TEST(privacy_record_and_salt)
     ASSERT_OK(kiln_dataversion_salt(ws, "people", s2, sizeof s2));
     ASSERT_EQ_STR(s1, s2);
     struct stat sb;
-    ASSERT_EQ_INT(0, stat(tpath(".kiln/salts/people"), &sb));
+    ASSERT_EQ_INT(0, stat(test_path(".kiln/salts/people"), &sb));
     ASSERT_EQ_INT(0600, sb.st_mode & 0777);
     ASSERT_OK(kiln_dataversion_salt(ws, "other", s2, sizeof s2));
     ASSERT(strcmp(s1, s2) != 0);
-    write_text(tpath("salt.txt"), "pepper\n");
-    ASSERT_OK(kiln_salt_read_file(tpath("salt.txt"), s2, sizeof s2));
+    test_write_text(test_path("salt.txt"), "pepper\n");
+    ASSERT_OK(kiln_salt_read_file(test_path("salt.txt"), s2, sizeof s2));
     ASSERT_EQ_STR("pepper", s2);
-    write_text(tpath("empty.txt"), "\n");
-    ASSERT_STATUS(KILN_ERR_USAGE, kiln_salt_read_file(tpath("empty.txt"), s2, sizeof s2), "empty");
-    ASSERT_STATUS(KILN_ERR_IO, kiln_salt_read_file(tpath("missing.txt"), s2, sizeof s2),
+    test_write_text(test_path("empty.txt"), "\n");
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_salt_read_file(test_path("empty.txt"), s2, sizeof s2), "empty");
+    ASSERT_STATUS(KILN_ERR_IO, kiln_salt_read_file(test_path("missing.txt"), s2, sizeof s2),
                   "missing.txt");
 }
 
 TEST(csv_drop_and_hash_columns)
 {
-    const char *csv = tpath("people.csv");
+    const char *csv = test_path("people.csv");
     FILE *f = fopen(csv, "w");
     fprintf(f, "email,user_id,x1,x2,label\n");
     for (int i = 0; i < 40; i++)
@@ -437,27 +419,27 @@ TEST(export_csv_round_trip)
 {
     struct kiln_ref ref;
     ASSERT_OK(kiln_ref_resolve(ws, "drift", KILN_REF_DATASET, &ref));
-    ASSERT_OK(kiln_dataversion_export(&ref, tpath("drift.csv"), NULL, NULL));
+    ASSERT_OK(kiln_dataversion_export(&ref, test_path("drift.csv"), NULL, NULL));
     struct kiln_import_options opt = kiln_import_options_default();
     opt.name = "drift";
-    opt.csv = tpath("drift.csv");
+    opt.csv = test_path("drift.csv");
     opt.label = "label";
     struct kiln_dataset *ds = NULL;
     ASSERT_OK(kiln_data_import(&opt, &ds));
     ASSERT_EQ_STR(ref.content_sha256, ds->sha256);
     kiln_dataset_free(ds);
-    ASSERT_OK(kiln_dataversion_export(&ref, tpath("drift.h5"), "h5", NULL));
-    ASSERT_OK(kiln_dataset_load(tpath("drift.h5"), &ds));
+    ASSERT_OK(kiln_dataversion_export(&ref, test_path("drift.h5"), "h5", NULL));
+    ASSERT_OK(kiln_dataset_load(test_path("drift.h5"), &ds));
     ASSERT_EQ_STR(ref.content_sha256, ds->sha256);
     kiln_dataset_free(ds);
-    ASSERT_STATUS(KILN_ERR_USAGE, kiln_dataversion_export(&ref, tpath("x.csv"), NULL, "test"),
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_dataversion_export(&ref, test_path("x.csv"), NULL, "test"),
                   "no test split");
-    ASSERT_STATUS(KILN_ERR_USAGE, kiln_dataversion_export(&ref, tpath("x.h5"), "parquet", NULL),
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_dataversion_export(&ref, test_path("x.h5"), "parquet", NULL),
                   "parquet");
-    ASSERT_STATUS(KILN_ERR_IO, kiln_dataversion_export(&ref, tpath("no/dir/x.csv"), NULL, NULL),
+    ASSERT_STATUS(KILN_ERR_IO, kiln_dataversion_export(&ref, test_path("no/dir/x.csv"), NULL, NULL),
                   "no/dir");
     struct stat sb;
-    ASSERT(stat(tpath("x.csv"), &sb) != 0);
+    ASSERT(stat(test_path("x.csv"), &sb) != 0);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -469,13 +451,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln-test-dv-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    snprintf(test_tmpdir, sizeof test_tmpdir, "/tmp/kiln-test-dv-XXXXXX");
+    if (!mkdtemp(test_tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
-    if (kiln_store_init(tmpdir, NULL, 0) != KILN_OK || kiln_store_open(tmpdir, &ws) != KILN_OK) {
-        fprintf(stderr, "cannot make a workspace in %s: %s\n", tmpdir, kiln_last_error());
+    if (kiln_store_init(test_tmpdir, NULL, 0) != KILN_OK || kiln_store_open(test_tmpdir, &ws) != KILN_OK) {
+        fprintf(stderr, "cannot make a workspace in %s: %s\n", test_tmpdir, kiln_last_error());
         return 1;
     }
     RUN(register_twice_same_version);
@@ -493,6 +475,6 @@ int main(void)
         test_failures++;
     }
     kiln_store_close(ws);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(test_tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return test_summary();
 }
