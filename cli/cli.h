@@ -24,6 +24,11 @@ enum kiln_status cmd_audit(int argc, char **argv);
 enum kiln_status cmd_runs(int argc, char **argv);
 enum kiln_status cmd_sweep(int argc, char **argv);
 enum kiln_status cmd_model(int argc, char **argv);
+enum kiln_status cmd_keygen(int argc, char **argv);
+/* kiln model package / kiln model verify (cli/cmd-package.c); argv[0] is the subcommand. */
+enum kiln_status cmd_model_package(int argc, char **argv);
+enum kiln_status cmd_model_verify(int argc, char **argv);
+enum kiln_status cmd_monitor(int argc, char **argv);
 
 /* True when argv holds -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

@@ -21,6 +21,8 @@ static const char MODEL_USAGE[] =
     "  archive NAME@VER              archive a version (--undo brings it back)\n"
     "  lineage NAME@REF              dataset versions -> run -> checkpoint -> model -> aliases\n"
     "  card NAME@REF -o FILE         write a model card (Markdown, or HTML with --html)\n"
+    "  package NAME@REF -o FILE.kiln write a deployable package (--sign KEY to sign it)\n"
+    "  verify PACKAGE                check a package: members, signature (--key), golden outputs\n"
     "\n"
     "A model reference is NAME (its newest version that is not archived), NAME@N\n"
     "(version N) or NAME@ALIAS. Version numbers are never reused.\n";
@@ -288,6 +290,7 @@ enum kiln_status cmd_model(int argc, char **argv)
         {"register", model_register}, {"list", model_list},     {"show", model_show},
         {"alias", model_alias},       {"tag", model_tag},       {"archive", model_archive},
         {"lineage", model_lineage},   {"card", model_card},
+        {"package", cmd_model_package}, {"verify", cmd_model_verify},
     };
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {

@@ -21,6 +21,8 @@ static const struct {
     {"runs", cmd_runs, "list, show, compare and export training runs"},
     {"sweep", cmd_sweep, "run a grid or random search over config keys"},
     {"model", cmd_model, "register, alias, tag, archive models; lineage and model cards"},
+    {"monitor", cmd_monitor, "compare data with a training baseline (drift)"},
+    {"keygen", cmd_keygen, "make an Ed25519 key pair for signing model packages"},
     {"audit", cmd_audit, "print or verify the workspace's audit log"},
     {"gc", cmd_gc, "remove unreferenced objects and stale temp files"},
     {"fsck", cmd_fsck, "check every object's hash, every reference and the audit chain"},
