@@ -277,6 +277,13 @@ cleanup:
     return st;
 }
 
+enum kiln_status kiln_rows_skip(struct kiln_rows_reader *r, int64_t n)
+{
+    if (r->csv) return kiln_errorf(KILN_ERR_USAGE, "%s: cannot skip rows of a CSV file", r->path);
+    r->pos = n > r->n - r->pos ? r->n : r->pos + n;
+    return KILN_OK;
+}
+
 void kiln_rows_close(struct kiln_rows_reader *r)
 {
     if (!r) return;
@@ -298,6 +305,7 @@ struct kiln_pred_writer {
     char tmp[4200];
     bool csv;
     bool tmp_made;
+    bool keep_tmp;      /* resumable: the temp file outlives a failed run */
     int n_classes;
     char **classes;     /* own copy (numbered when the caller gave none) */
     int64_t k;          /* outputs per row */
@@ -348,9 +356,13 @@ static enum kiln_status pred_open_h5(struct kiln_pred_writer *w, const struct ki
 {
     enum kiln_status st = KILN_OK;
     char now[32];
-    /* The 1.10 file format, as for datasets: checksummed metadata. */
+    /* The 1.10 file format, as for datasets: checksummed metadata. A
+     * resumable file keeps to the 1.8 format instead: 1.10's superblock
+     * records "open for writing", and after a kill -9 HDF5 refuses to
+     * reopen it (h5clear's job). */
+    H5F_libver_t ver = w->keep_tmp ? H5F_LIBVER_V18 : H5F_LIBVER_V110;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0)
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, w->keep_tmp ? H5F_LIBVER_EARLIEST : ver, ver) >= 0)
         w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (w->file < 0)
@@ -363,6 +375,12 @@ static enum kiln_status pred_open_h5(struct kiln_pred_writer *w, const struct ki
     if (st == KILN_OK)
         st = h5_attr_write_str(w->file, "model_sha256", m->model_sha256 ? m->model_sha256 : "");
     if (st == KILN_OK) st = h5_attr_write_str(w->file, "created", now);
+    if (st == KILN_OK && m->model_name)
+        st = h5_attr_write_str(w->file, "model_name", m->model_name);
+    if (st == KILN_OK && m->model_version > 0)
+        st = h5_attr_write_i64(w->file, "model_version", m->model_version);
+    if (st == KILN_OK && m->package_sha256)
+        st = h5_attr_write_str(w->file, "package_sha256", m->package_sha256);
     if (st == KILN_OK && w->n_classes > 0)
         st = h5_attr_write_strs(w->file, "classes", w->classes, w->n_classes);
     if (st == KILN_OK && w->n_classes > 0)
@@ -398,8 +416,9 @@ static enum kiln_status pred_open_csv(struct kiln_pred_writer *w)
     return ferror(w->f) ? kiln_errorf(KILN_ERR_IO, "%s: write error", w->tmp) : KILN_OK;
 }
 
-enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_meta *meta,
-                                       struct kiln_pred_writer **out)
+/* The writer's state for path, without opening any file. */
+static enum kiln_status pred_writer_new(const char *path, const struct kiln_pred_meta *meta,
+                                        struct kiln_pred_writer **out)
 {
     enum kiln_status st = KILN_OK;
     struct kiln_pred_writer *w = NULL;
@@ -432,7 +451,6 @@ enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_
     w->csv = csv;
     w->k = meta->out_dim;
     st = str_dup(path, &w->path);
-    if (st == KILN_OK) st = fs_temp_path(path, w->tmp, sizeof w->tmp);
     if (st != KILN_OK) goto cleanup;
     if (meta->n_classes > 0) {
         if (meta->classes) {
@@ -449,13 +467,95 @@ enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_
         }
         if (st != KILN_OK) goto cleanup;
     }
-    st = csv ? pred_open_csv(w) : pred_open_h5(w, meta);
-    if (st != KILN_OK) goto cleanup;
     *out = w;
     w = NULL;
 cleanup:
     if (w) kiln_pred_writer_close(w, false);
     return st;
+}
+
+enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_meta *meta,
+                                       struct kiln_pred_writer **out)
+{
+    struct kiln_pred_writer *w = NULL;
+    enum kiln_status st = pred_writer_new(path, meta, &w);
+    if (st == KILN_OK) st = fs_temp_path(path, w->tmp, sizeof w->tmp);
+    if (st == KILN_OK) st = w->csv ? pred_open_csv(w) : pred_open_h5(w, meta);
+    if (st != KILN_OK) {
+        kiln_pred_writer_close(w, false);
+        w = NULL;
+    }
+    *out = w;
+    return st;
+}
+
+/* Reopens a resumable temp file and cuts its arrays back to rows. */
+static enum kiln_status pred_reopen_h5(struct kiln_pred_writer *w, int64_t rows)
+{
+    w->file = H5Fopen(w->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (w->file < 0) return kiln_errorf(KILN_ERR_FORMAT, "%s: cannot reopen to resume", w->tmp);
+    w->tmp_made = true;
+    const char *names[2] = {"pred", w->n_classes > 0 ? "prob" : "output"};
+    hid_t *dsets[2] = {&w->d_pred, &w->d_out};
+    for (int i = w->n_classes > 0 ? 0 : 1; i < 2; i++) {
+        hsize_t dims[2] = {0, 0};
+        int rank = i == 0 ? 1 : 2;
+        hid_t sp = -1;
+        *dsets[i] = H5Dopen2(w->file, names[i], H5P_DEFAULT);
+        bool ok = *dsets[i] >= 0 && (sp = H5Dget_space(*dsets[i])) >= 0 &&
+                  H5Sget_simple_extent_ndims(sp) == rank &&
+                  H5Sget_simple_extent_dims(sp, dims, NULL) == rank;
+        if (sp >= 0) H5Sclose(sp);
+        if (!ok || (rank == 2 && dims[1] != (hsize_t)w->k) || dims[0] < (hsize_t)rows)
+            return kiln_errorf(KILN_ERR_FORMAT, "%s: /%s does not hold the %" PRId64
+                               " rows to resume from", w->tmp, names[i], rows);
+        dims[0] = (hsize_t)rows;
+        dims[1] = (hsize_t)w->k;
+        if (H5Dset_extent(*dsets[i], dims) < 0)
+            return kiln_errorf(KILN_ERR_IO, "%s: cannot cut /%s back to %" PRId64 " rows",
+                               w->tmp, names[i], rows);
+    }
+    w->rows = rows;
+    return KILN_OK;
+}
+
+enum kiln_status kiln_pred_writer_open_resumable(const char *path, const char *tmp,
+                                                 int64_t resume_rows,
+                                                 const struct kiln_pred_meta *meta,
+                                                 struct kiln_pred_writer **out)
+{
+    struct kiln_pred_writer *w = NULL;
+    enum kiln_status st = pred_writer_new(path, meta, &w);
+    if (st == KILN_OK && w->csv)
+        st = kiln_errorf(KILN_ERR_USAGE, "%s: only HDF5 predictions can be resumed", path);
+    if (st == KILN_OK) {
+        w->keep_tmp = true;
+        snprintf(w->tmp, sizeof w->tmp, "%s", tmp);
+        st = resume_rows < 0 ? pred_open_h5(w, meta) : pred_reopen_h5(w, resume_rows);
+    }
+    if (st == KILN_OK) st = kiln_pred_writer_flush(w, true);
+    if (st != KILN_OK) {
+        kiln_pred_writer_close(w, false);
+        w = NULL;
+    }
+    *out = w;
+    return st;
+}
+
+enum kiln_status kiln_pred_writer_flush(struct kiln_pred_writer *w, bool sync)
+{
+    int fd = -1;
+    if (w->csv) {
+        if (fflush(w->f) == 0) fd = fileno(w->f);
+    } else {
+        void *handle = NULL;
+        if (H5Fflush(w->file, H5F_SCOPE_LOCAL) >= 0 &&
+            H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) >= 0 && handle)
+            fd = *(int *)handle;
+    }
+    if (fd < 0 || (sync && fsync(fd) != 0))
+        return kiln_errorf(KILN_ERR_IO, "%s: cannot flush (disk full?)", w->tmp);
+    return KILN_OK;
 }
 
 static enum kiln_status pred_write_h5(struct kiln_pred_writer *w, const float *outputs,
@@ -556,7 +656,7 @@ enum kiln_status kiln_pred_writer_close(struct kiln_pred_writer *w, bool commit)
         st = fs_publish(w->tmp, w->path);
         w->tmp_made = false; /* fs_publish removes the temp file on failure */
     }
-    if (w->tmp_made) unlink(w->tmp);
+    if (w->tmp_made && !w->keep_tmp) unlink(w->tmp);
     strv_free(w->classes, w->n_classes);
     free(w->pred);
     free(w->path);

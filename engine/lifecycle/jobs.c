@@ -15,6 +15,7 @@
 #include "kiln/backend.h"
 #include "kiln/lifecycle.h"
 #include "kiln/transform.h"
+#include "lifecycle/infer.h"
 
 struct kiln_train_job kiln_train_job_default(void)
 {
@@ -254,57 +255,21 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
                               const char *device, int threads, int64_t *rows_out)
 {
     *rows_out = 0;
-    struct kiln_backend *be = NULL;
-    struct kiln_model *m = NULL;
-    struct kiln_model_meta meta = {0};
+    struct infer_model im = {0};
     struct kiln_rows_reader *r = NULL;
     struct kiln_pred_writer *w = NULL;
-    struct kiln_transform_list *tl = NULL;
-    float *x = NULL, *y = NULL, *tx = NULL;
-    char said[256];
+    float *x = NULL, *y = NULL;
     if (batch <= 0) batch = INFER_BATCH;
-    enum kiln_status st = kiln_backend_open(device, threads, &be, said, sizeof said);
-    if (st == KILN_OK) st = kiln_model_load(model_path, be, batch, &m, &meta);
+    enum kiln_status st = infer_model_open(&im, model_path, device, threads, batch);
     if (st == KILN_OK) st = kiln_rows_open(input, input_array, drop_column, &r);
+    if (st == KILN_OK) st = infer_check_rows(&im, r, input);
     if (st != KILN_OK) goto cleanup;
-    int64_t in = kiln_model_input_size(m), k = kiln_model_output_size(m);
-    /* A model trained on transformed data takes raw rows and applies the
-     * fitted transforms it carries, exactly as they made its training data. */
-    int64_t raw = in;
-    if (meta.transforms_json) {
-        st = kiln_transform_list_from_json(meta.transforms_json, &tl);
-        if (st != KILN_OK) {
-            kiln_error_context(st, "%s: /preprocess/transforms", model_path);
-            goto cleanup;
-        }
-        raw = kiln_transform_in_width(tl);
-        if (kiln_transform_out_width(tl) != in) {
-            st = kiln_errorf(KILN_ERR_FORMAT, "%s: its transforms give %lld features but the "
-                             "model takes %lld", model_path,
-                             (long long)kiln_transform_out_width(tl), (long long)in);
-            goto cleanup;
-        }
-    }
-    if (kiln_rows_width(r) != raw) {
-        st = kiln_errorf(KILN_ERR_SHAPE, "%s: rows have %lld features, the model takes %lld%s",
-                         input, (long long)kiln_rows_width(r), (long long)raw,
-                         tl ? " (before its transforms)" : "");
-        goto cleanup;
-    }
-    struct kiln_pred_meta pm = {
-        .model = model_path,
-        .model_sha256 = meta.file_sha256,
-        .n_classes = meta.model.loss == KILN_LOSS_SOFTMAX_XENT ? (int)k : 0,
-        .classes = meta.model.loss == KILN_LOSS_SOFTMAX_XENT && meta.n_classes == k ? meta.classes
-                                                                                    : NULL,
-        .out_dim = k,
-    };
+    struct kiln_pred_meta pm = infer_pred_meta(&im);
     st = kiln_pred_writer_open(output, &pm, &w);
     if (st != KILN_OK) goto cleanup;
-    x = malloc((size_t)(batch * raw) * sizeof(float));
-    y = malloc((size_t)(batch * k) * sizeof(float));
-    if (tl) tx = malloc((size_t)(batch * in) * sizeof(float));
-    if (!x || !y || (tl && !tx)) {
+    x = malloc((size_t)(batch * im.raw) * sizeof(float));
+    y = malloc((size_t)(batch * im.k) * sizeof(float));
+    if (!x || !y) {
         st = kiln_errorf(KILN_ERR_NOMEM, "predict: out of memory");
         goto cleanup;
     }
@@ -312,15 +277,7 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
         int64_t got = 0;
         st = kiln_rows_read(r, batch, x, &got);
         if (st != KILN_OK || got == 0) break;
-        for (int64_t i = 0; i < got * raw; i++)
-            if (!isfinite(x[i])) {
-                st = kiln_errorf(KILN_ERR_FORMAT, "%s: row %lld, column %lld is %g", input,
-                                 (long long)(*rows_out + i / raw + 1), (long long)(i % raw + 1),
-                                 (double)x[i]);
-                goto cleanup;
-            }
-        if (tl) st = kiln_transform_apply_rows(tl, x, got, tx);
-        if (st == KILN_OK) st = kiln_model_predict(m, tl ? tx : x, got, y);
+        st = infer_model_run(&im, input, *rows_out, x, got, y);
         if (st == KILN_OK) st = kiln_pred_writer_write(w, y, got);
         if (st != KILN_OK) break;
         *rows_out += got;
@@ -331,12 +288,8 @@ cleanup:
         if (st == KILN_OK) st = cst;
     }
     kiln_rows_close(r);
-    kiln_transform_list_free(tl);
     free(x);
     free(y);
-    free(tx);
-    kiln_model_free(m);
-    kiln_model_meta_free(&meta);
-    kiln_backend_free(be);
+    infer_model_close(&im);
     return st;
 }

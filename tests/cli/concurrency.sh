@@ -5,7 +5,7 @@
 # audit log verifies; fsck is clean.
 source "$(dirname "$0")/lib.sh"
 command -v sqlite3 > /dev/null || { echo "SKIP: no sqlite3 command"; exit 77; }
-db() { sqlite3 .kiln/kiln.db "$1"; }
+db() { sqlite3 -cmd ".timeout 30000" .kiln/kiln.db "$1"; }
 
 expect_ok "init" "$KILN" init
 cat > cfg.yaml <<'YAML'

@@ -23,25 +23,33 @@ train:
 YAML
 RANDOM=42
 interrupted=0
+db() { sqlite3 -cmd ".timeout 30000" .kiln/kiln.db "$1"; }
 for ((i = 1; i <= 20; i++)); do
+  before=$(db "SELECT ifnull(max(id), 0) FROM runs")
   "$KILN" train cfg.yaml --data blobs --threads 1 > "train$i.log" 2>&1 &
   pid=$!
-  # between 0 and ~1.2 s: before the run starts, mid-epoch, mid-checkpoint, after the end
-  sleep "0.$((RANDOM % 10))$((RANDOM % 10))"; sleep "$((RANDOM % 2)).$((RANDOM % 3))"
+  # The kill lands at a random point after the run is recorded (0 to 1 s in:
+  # mid-epoch, mid-checkpoint or after the end), however slow the machine is.
+  for ((t = 0; t < 300; t++)); do
+    (($(db "SELECT ifnull(max(id), 0) FROM runs") > before)) && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep "0.$((RANDOM % 10))$((RANDOM % 10))"
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  run=$(sqlite3 .kiln/kiln.db "SELECT max(id) FROM runs")
+  run=$(db "SELECT max(id) FROM runs")
   [[ -n $run ]] || continue # killed before the run was recorded
-  status=$(sqlite3 .kiln/kiln.db "SELECT status FROM runs WHERE id = $run")
   # Any command notices the dead process: the run must not stay 'running'.
   "$KILN" runs list > /dev/null 2>&1 || fail "runs list failed after kill $i"
-  status=$(sqlite3 .kiln/kiln.db "SELECT status FROM runs WHERE id = $run")
-  [[ $status == interrupted || $status == finished ]] || fail "run:$run is '$status' after kill -9"
+  status=$(db "SELECT status FROM runs WHERE id = $run")
+  [[ $status == interrupted || $status == finished ]] ||
+    { cat "train$i.log" >&2; fail "run:$run is '$status' after kill -9 number $i"; }
   if [[ $status == interrupted ]]; then
     interrupted=$((interrupted + 1))
     "$KILN" train cfg.yaml --data blobs --threads 1 --resume "run:$run" > "resume$i.log" 2>&1 ||
       { cat "resume$i.log" >&2; fail "resume of run:$run after kill $i failed"; }
-    status=$(sqlite3 .kiln/kiln.db "SELECT status FROM runs WHERE id = $run")
+    status=$(db "SELECT status FROM runs WHERE id = $run")
     [[ $status == finished ]] || fail "run:$run is '$status' after its resume"
   fi
 done
@@ -50,7 +58,7 @@ pass "20 kills, $interrupted interrupted runs, every resume finished"
 
 # Every checkpoint object loads as a model and every object matches its hash.
 n=0
-for sha in $(sqlite3 .kiln/kiln.db "SELECT object_sha256 FROM checkpoints"); do
+for sha in $(db "SELECT object_sha256 FROM checkpoints"); do
   path=.kiln/objects/${sha:0:2}/${sha:2}
   "$KILN" eval "$PWD/$path" --data blobs --split test > /dev/null 2>&1 || fail "checkpoint $sha does not load"
   n=$((n + 1))

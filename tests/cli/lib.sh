@@ -69,4 +69,8 @@ make_blobs() {
   }' > "$1"
 }
 
+# Tests read the workspace database with the sqlite3 shell as `sqlite3 -cmd
+# ".timeout 30000" ...`: the shell waits for no lock by default, and after a
+# kill -9 another process may hold one while it recovers the WAL.
+
 finish() { echo "$checks checks passed"; }

@@ -25,9 +25,9 @@ PY=$(find_python) && {
   pass "audit log --json parses"
 }
 expect_ok "audit verify" "$KILN" audit verify
-sqlite3 .kiln/kiln.db "UPDATE audit SET user = 'mallory' WHERE id = 1"
+sqlite3 -cmd ".timeout 30000" .kiln/kiln.db "UPDATE audit SET user = 'mallory' WHERE id = 1"
 expect_fail "an edited audit entry is detected" 12 "entry 1" "$KILN" audit verify
 expect_fail "fsck reports the broken chain" 12 "problem" "$KILN" fsck
-sqlite3 .kiln/kiln.db "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
+sqlite3 -cmd ".timeout 30000" .kiln/kiln.db "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
 expect_fail "a workspace from a newer kiln is refused" 9 "newer kiln.*upgrade" "$KILN" audit log
 finish

@@ -179,6 +179,9 @@ int64_t kiln_rows_width(const struct kiln_rows_reader *r);
  * HDF5 float array) is KILN_ERR_FORMAT naming its row and column. */
 enum kiln_status kiln_rows_read(struct kiln_rows_reader *r, int64_t max_rows, float *dst,
                                 int64_t *got);
+/* Skips the next n rows (HDF5 only: KILN_ERR_USAGE for CSV); skipping past
+ * the end leaves the reader at the end. */
+enum kiln_status kiln_rows_skip(struct kiln_rows_reader *r, int64_t n);
 void kiln_rows_close(struct kiln_rows_reader *r);
 
 /* A writer of predictions to HDF5 (/pred int32 [n] and /prob float32 [n, k]
@@ -194,6 +197,11 @@ struct kiln_pred_meta {
     char **classes;             /* may be NULL: then classes are numbered */
     int64_t out_dim;            /* outputs per row: n_classes, or 1 (a sigmoid's
                                  * P(class 1)) when n_classes is 2 */
+    /* Recorded as HDF5 attributes when set (kiln score): the registered
+     * model's name and version, and the package file's SHA-256. */
+    const char *model_name;
+    int64_t model_version;      /* 0: not recorded */
+    const char *package_sha256;
 };
 
 enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_meta *meta,
@@ -202,7 +210,21 @@ enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_
  * classifiers, which the writer argmaxes into pred). */
 enum kiln_status kiln_pred_writer_write(struct kiln_pred_writer *w, const float *outputs,
                                         int64_t rows);
-/* commit=false (or a failure) removes the temp file; NULL is fine. */
+/* An HDF5 predictions writer whose temp file is tmp (a fixed name, so that
+ * it survives a crash) and is kept when closed without commit. resume_rows
+ * < 0 creates tmp anew (replacing one left over); >= 0 reopens tmp, checks
+ * it was written for the same outputs and cuts it back to its first
+ * resume_rows rows (KILN_ERR_FORMAT when it holds fewer or does not open). */
+enum kiln_status kiln_pred_writer_open_resumable(const char *path, const char *tmp,
+                                                 int64_t resume_rows,
+                                                 const struct kiln_pred_meta *meta,
+                                                 struct kiln_pred_writer **out);
+/* Hands every row written so far to the OS (HDF5: H5Fflush, CSV: fflush),
+ * so that it survives the process being killed; sync also fsyncs the file,
+ * so that it survives a power loss. */
+enum kiln_status kiln_pred_writer_flush(struct kiln_pred_writer *w, bool sync);
+/* commit=false (or a failure) removes the temp file unless it is resumable;
+ * NULL is fine. */
 enum kiln_status kiln_pred_writer_close(struct kiln_pred_writer *w, bool commit);
 
 #endif

@@ -1,0 +1,394 @@
+/* engine/lifecycle/score.c: kiln score: reader thread -> model (caller's
+ * thread) -> writer thread over a ring of chunk buffers, with a durable
+ * progress record after every chunk so that a killed run resumes where its
+ * last fully written chunk ended (kiln/score.h). */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "kiln/package.h"
+#include "kiln/score.h"
+#include "lifecycle/infer.h"
+
+/* --- progress record --------------------------------------------------------------
+ * A few "key value" lines, replaced atomically after the rows they count
+ * are durable in the temp file; the input is known by path, size and mtime. */
+struct score_identity {
+    char input[4096];
+    long long size, mtime_s, mtime_ns;
+    char model_sha256[65];
+};
+
+static enum kiln_status score_identity_make(const char *input, const char *model_sha256,
+                                            struct score_identity *id)
+{
+    struct stat sb;
+    memset(id, 0, sizeof *id);
+    if (stat(input, &sb) != 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", input, strerror(errno));
+    if (!realpath(input, id->input)) snprintf(id->input, sizeof id->input, "%s", input);
+    id->size = (long long)sb.st_size;
+    id->mtime_s = (long long)sb.st_mtim.tv_sec;
+    id->mtime_ns = (long long)sb.st_mtim.tv_nsec;
+    snprintf(id->model_sha256, sizeof id->model_sha256, "%s", model_sha256);
+    return KILN_OK;
+}
+
+/* sync: fsync the record and its folder (fs_publish); otherwise a plain
+ * rename, which a process crash cannot tear but a power loss might reorder
+ * before the data it counts (progress_read's caller then finds the partial
+ * file short and says so). */
+static enum kiln_status progress_write(const char *path, const struct score_identity *id,
+                                       int64_t rows, bool sync)
+{
+    char tmp[4300];
+    enum kiln_status st = fs_temp_path(path, tmp, sizeof tmp);
+    if (st != KILN_OK) return st;
+    FILE *f = fopen(tmp, "w");
+    if (!f) return kiln_errorf(KILN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    fprintf(f, "kiln_score_progress 1\nrows %" PRId64 "\ninput_size %lld\ninput_mtime %lld.%09lld\n"
+            "model_sha256 %s\ninput %s\n", rows, id->size, id->mtime_s, id->mtime_ns,
+            id->model_sha256, id->input);
+    if (fclose(f) != 0) {
+        unlink(tmp);
+        return kiln_errorf(KILN_ERR_IO, "%s: write failed (disk full?)", path);
+    }
+    if (sync) return fs_publish(tmp, path);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return kiln_errorf(KILN_ERR_IO, "%s: rename: %s", path, strerror(errno));
+    }
+    return KILN_OK;
+}
+
+/* *rows = -1 when there is no record; KILN_ERR_USAGE when it is for another
+ * input or model. */
+static enum kiln_status progress_read(const char *path, const struct score_identity *id,
+                                      int64_t *rows)
+{
+    *rows = -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return KILN_OK;
+    struct score_identity got = {0};
+    long long n = -1;
+    char line[4200];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "rows ", 5)) n = strtoll(line + 5, NULL, 10);
+        else if (!strncmp(line, "input_size ", 11)) got.size = strtoll(line + 11, NULL, 10);
+        else if (!strncmp(line, "input_mtime ", 12))
+            sscanf(line + 12, "%lld.%lld", &got.mtime_s, &got.mtime_ns);
+        else if (!strncmp(line, "model_sha256 ", 13))
+            snprintf(got.model_sha256, sizeof got.model_sha256, "%.64s", line + 13);
+        else if (!strncmp(line, "input ", 6))
+            snprintf(got.input, sizeof got.input, "%.4095s", line + 6);
+    }
+    fclose(f);
+    if (n < 0) return kiln_errorf(KILN_ERR_FORMAT, "%s: no 'rows' line", path);
+    if (strcmp(got.input, id->input) || got.size != id->size || got.mtime_s != id->mtime_s ||
+        got.mtime_ns != id->mtime_ns)
+        return kiln_errorf(KILN_ERR_USAGE, "%s: the interrupted run read %s (%lld bytes), not "
+                           "this input as it is now; run without --resume to start over",
+                           path, got.input, got.size);
+    if (strcmp(got.model_sha256, id->model_sha256))
+        return kiln_errorf(KILN_ERR_USAGE, "%s: the interrupted run used model %.12s, not %.12s; "
+                           "run without --resume to start over", path, got.model_sha256,
+                           id->model_sha256);
+    *rows = n;
+    return KILN_OK;
+}
+
+#define SCORE_SYNC_SECONDS 2.0
+
+/* --- the pipeline ------------------------------------------------------------------ */
+
+enum slot_state { SLOT_FREE, SLOT_READ, SLOT_DONE };
+
+struct score_slot {
+    float *x, *y;
+    int64_t first, rows;
+    enum slot_state state;
+};
+
+struct score_pipe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t io;          /* one HDF5 call at a time (the library may not be threadsafe) */
+    struct score_slot slot[KILN_SCORE_RING];
+    int64_t read_chunks;         /* -1 until the reader reached the end */
+    int64_t computed_chunks;     /* -1 until the model thread finished */
+    bool stop;                   /* a stage failed: everyone leaves */
+    enum kiln_status err;
+    char msg[1024];
+    /* reader */
+    struct kiln_rows_reader *r;
+    int64_t batch, first_row;
+    /* writer */
+    struct kiln_pred_writer *w;
+    const char *progress_path;   /* NULL: not resumable */
+    const struct score_identity *id;
+    int64_t rows_done, rows_total;
+    struct timespec t0;
+    double synced;               /* seconds at the last fsync */
+    const struct kiln_score_job *job;
+};
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* Records the first failure (its message is thread-local) and stops all. */
+static void pipe_fail(struct score_pipe *p, enum kiln_status st)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->stop) {
+        p->stop = true;
+        p->err = st;
+        snprintf(p->msg, sizeof p->msg, "%s", kiln_last_error());
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits until slot c % RING is in state want, or the stage feeding it ended
+ * after *end chunks (end >= 0), or the pipe stopped. False: leave. */
+static bool pipe_wait(struct score_pipe *p, int64_t c, enum slot_state want, const int64_t *end)
+{
+    struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && s->state != want && !(*end >= 0 && c >= *end))
+        pthread_cond_wait(&p->cv, &p->mu);
+    bool go = !p->stop && s->state == want;
+    pthread_mutex_unlock(&p->mu);
+    return go;
+}
+
+static void pipe_set(struct score_pipe *p, int64_t c, enum slot_state to)
+{
+    pthread_mutex_lock(&p->mu);
+    p->slot[c % KILN_SCORE_RING].state = to;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *score_reader(void *arg)
+{
+    struct score_pipe *p = arg;
+    int64_t row = p->first_row, never = -1;
+    for (int64_t c = 0;; c++) {
+        if (!pipe_wait(p, c, SLOT_FREE, &never)) break;
+        struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        int64_t got = 0;
+        pthread_mutex_lock(&p->io);
+        enum kiln_status st = kiln_rows_read(p->r, p->batch, s->x, &got);
+        pthread_mutex_unlock(&p->io);
+        if (st != KILN_OK) {
+            pipe_fail(p, st);
+            break;
+        }
+        pthread_mutex_lock(&p->mu);
+        if (got == 0) {
+            p->read_chunks = c;
+        } else {
+            s->first = row;
+            s->rows = got;
+            s->state = SLOT_READ;
+        }
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (got == 0) break;
+        row += got;
+    }
+    return NULL;
+}
+
+static void *score_writer(void *arg)
+{
+    struct score_pipe *p = arg;
+    for (int64_t c = 0;; c++) {
+        if (!pipe_wait(p, c, SLOT_DONE, &p->computed_chunks)) break;
+        struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        /* The data reaches the file before the record that counts it:
+         * after every chunk for a process crash, fsynced every
+         * SCORE_SYNC_SECONDS against a power loss. */
+        double now = seconds_since(&p->t0);
+        bool sync = now - p->synced >= SCORE_SYNC_SECONDS;
+        pthread_mutex_lock(&p->io);
+        enum kiln_status st = kiln_pred_writer_write(p->w, s->y, s->rows);
+        if (st == KILN_OK && p->progress_path) st = kiln_pred_writer_flush(p->w, sync);
+        pthread_mutex_unlock(&p->io);
+        if (st == KILN_OK && p->progress_path)
+            st = progress_write(p->progress_path, p->id, s->first + s->rows, sync);
+        if (sync) p->synced = now;
+        if (st != KILN_OK) {
+            pipe_fail(p, st);
+            break;
+        }
+        p->rows_done = s->first + s->rows;
+        pipe_set(p, c, SLOT_FREE);
+        if (p->job->on_progress)
+            p->job->on_progress(p->job->user, p->rows_done, p->rows_total, seconds_since(&p->t0));
+    }
+    return NULL;
+}
+
+/* Runs the model over the chunks as the reader fills them. */
+static void score_compute(struct score_pipe *p, struct infer_model *im,
+                                      const char *input)
+{
+    int64_t c = 0;
+    for (;; c++) {
+        if (!pipe_wait(p, c, SLOT_READ, &p->read_chunks)) break;
+        struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        enum kiln_status st = infer_model_run(im, input, s->first, s->x, s->rows, s->y);
+        if (st != KILN_OK) {
+            pipe_fail(p, st);
+            break;
+        }
+        pipe_set(p, c, SLOT_DONE);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->computed_chunks = c;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool path_is_h5(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 3 && !strcmp(path + n - 3, ".h5")) || (n > 5 && !strcmp(path + n - 5, ".hdf5"));
+}
+
+enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct kiln_package *pkg = NULL;
+    struct infer_model im = {0};
+    struct kiln_rows_reader *r = NULL;
+    struct score_pipe p = {.read_chunks = -1, .computed_chunks = -1, .job = job};
+    struct score_identity id;
+    pthread_t reader, writer;
+    bool sync_made = false, reader_up = false, writer_up = false;
+    char tmp[4200], progress[4200];
+    const char *model = job->model, *name = job->model_name;
+    int64_t version = job->model_version, batch = job->batch;
+    size_t n = strlen(model);
+    enum kiln_status st = KILN_OK;
+    clock_gettime(CLOCK_MONOTONIC, &p.t0);
+    if (n > 5 && !strcmp(model + n - 5, ".kiln")) {
+        st = kiln_package_open(model, NULL, false, &pkg);
+        if (st != KILN_OK) goto cleanup;
+        model = pkg->model_path;
+        name = pkg->name;
+        version = pkg->version;
+        snprintf(out->package_sha256, sizeof out->package_sha256, "%s", pkg->sha256);
+    }
+    bool resumable = path_is_h5(job->input) && path_is_h5(job->output);
+    if (job->resume && !resumable) {
+        st = kiln_errorf(KILN_ERR_USAGE, "%s -> %s: --resume needs an HDF5 input and an HDF5 "
+                         "output (CSV is not resumable)", job->input, job->output);
+        goto cleanup;
+    }
+    st = kiln_rows_open(job->input, job->input_array, job->drop_column, &r);
+    if (st != KILN_OK) goto cleanup;
+    /* Chunks of about KILN_SCORE_CHUNK_BYTES of input: few enough to keep
+     * the per-chunk flush cheap, small enough for wide rows. */
+    if (batch <= 0) {
+        int64_t w = kiln_rows_width(r) > 0 ? kiln_rows_width(r) : 1;
+        batch = KILN_SCORE_CHUNK_BYTES / (w * (int64_t)sizeof(float));
+        batch = batch < KILN_SCORE_MIN_BATCH ? KILN_SCORE_MIN_BATCH
+                : batch > KILN_SCORE_MAX_BATCH ? KILN_SCORE_MAX_BATCH : batch;
+    }
+    st = infer_model_open(&im, model, "cpu", job->threads, batch);
+    if (st == KILN_OK) st = infer_check_rows(&im, r, job->input);
+    if (st != KILN_OK) goto cleanup;
+    struct kiln_pred_meta pm = infer_pred_meta(&im);
+    pm.model_name = name;
+    pm.model_version = version;
+    pm.package_sha256 = pkg ? pkg->sha256 : NULL;
+    if (resumable) {
+        int64_t done = -1;
+        snprintf(tmp, sizeof tmp, "%s.partial", job->output);
+        snprintf(progress, sizeof progress, "%s.progress", job->output);
+        st = score_identity_make(job->input, im.meta.file_sha256, &id);
+        if (st == KILN_OK && job->resume) st = progress_read(progress, &id, &done);
+        if (st != KILN_OK) goto cleanup;
+        if (done >= 0 && access(tmp, F_OK) != 0) done = -1;
+        if (done > kiln_rows_count(r)) {
+            st = kiln_errorf(KILN_ERR_FORMAT, "%s: records %" PRId64 " rows, the input has %"
+                             PRId64, progress, done, kiln_rows_count(r));
+            goto cleanup;
+        }
+        if (done < 0) unlink(progress);
+        st = kiln_pred_writer_open_resumable(job->output, tmp, done, &pm, &p.w);
+        if (st == KILN_OK && done > 0) st = kiln_rows_skip(r, done);
+        if (st == KILN_OK && done < 0) st = progress_write(progress, &id, 0, true);
+        if (st != KILN_OK) goto cleanup;
+        p.progress_path = progress;
+        p.id = &id;
+        out->resumed_from = p.first_row = done > 0 ? done : 0;
+    } else {
+        st = kiln_pred_writer_open(job->output, &pm, &p.w);
+        if (st != KILN_OK) goto cleanup;
+    }
+    p.r = r;
+    p.batch = batch;
+    p.rows_done = p.first_row;
+    p.rows_total = kiln_rows_count(r);
+    for (int i = 0; i < KILN_SCORE_RING; i++) {
+        p.slot[i].x = malloc((size_t)(batch * im.raw) * sizeof(float));
+        p.slot[i].y = malloc((size_t)(batch * im.k) * sizeof(float));
+        if (!p.slot[i].x || !p.slot[i].y) {
+            st = kiln_errorf(KILN_ERR_NOMEM, "score: out of memory for %" PRId64 "-row chunks",
+                             batch);
+            goto cleanup;
+        }
+    }
+    if (pthread_mutex_init(&p.mu, NULL) != 0 || pthread_mutex_init(&p.io, NULL) != 0 ||
+        pthread_cond_init(&p.cv, NULL) != 0) {
+        st = kiln_errorf(KILN_ERR_NOMEM, "score: cannot make a mutex");
+        goto cleanup;
+    }
+    sync_made = true;
+    reader_up = pthread_create(&reader, NULL, score_reader, &p) == 0;
+    writer_up = reader_up && pthread_create(&writer, NULL, score_writer, &p) == 0;
+    if (!writer_up) {
+        pipe_fail(&p, kiln_errorf(KILN_ERR_NOMEM, "score: cannot start a thread"));
+    } else {
+        score_compute(&p, &im, job->input);
+    }
+cleanup:
+    if (reader_up) pthread_join(reader, NULL);
+    if (writer_up) pthread_join(writer, NULL);
+    if (st == KILN_OK && p.stop) st = kiln_errorf(p.err, "%s", p.msg);
+    out->rows = p.rows_done;
+    if (p.w) {
+        enum kiln_status cst = kiln_pred_writer_close(p.w, st == KILN_OK);
+        if (st == KILN_OK) st = cst;
+        if (st == KILN_OK && p.progress_path) unlink(p.progress_path);
+    }
+    if (sync_made) {
+        pthread_mutex_destroy(&p.mu);
+        pthread_mutex_destroy(&p.io);
+        pthread_cond_destroy(&p.cv);
+    }
+    for (int i = 0; i < KILN_SCORE_RING; i++) {
+        free(p.slot[i].x);
+        free(p.slot[i].y);
+    }
+    kiln_rows_close(r);
+    infer_model_close(&im);
+    kiln_package_close(pkg);
+    out->seconds = seconds_since(&p.t0);
+    return st;
+}
