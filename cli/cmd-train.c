@@ -114,7 +114,8 @@ static enum kiln_status train_in_workspace(struct kiln_store *ws, struct kiln_tr
     enum kiln_status st = KILN_OK;
     if (resume && !strncmp(resume, "run:", 4)) {
         if ((st = kiln_run_resume_point(ws, resume, rp)) != KILN_OK) return st;
-        job->resume_path = rp->checkpoint_path;
+        /* empty: the run died before its first checkpoint and starts over */
+        job->resume_path = rp->checkpoint_path[0] ? rp->checkpoint_path : NULL;
         opt.resume = rp;
         if (!job->data_path) {
             if (!rp->data_path[0])

@@ -221,13 +221,17 @@ enum kiln_status kiln_run_resume_point(struct kiln_store *ws, const char *text,
         out->step = sqlite3_column_int64(s, 2);
     }
     sqlite3_finalize(s);
-    if (!sha[0])
+    if (!sha[0] && !out->reuse)
         return kiln_errorf(KILN_ERR_NOT_FOUND,
-                           "run:%lld has no checkpoint to resume from (it stopped before its "
-                           "first, or train.checkpoint_every is 0)",
+                           "run:%lld has no checkpoint to resume from (train.checkpoint_every "
+                           "is 0)",
                            (long long)id);
-    st = kiln_store_object_path(ws, sha, out->checkpoint_path, sizeof out->checkpoint_path);
-    if (st != KILN_OK) return kiln_error_context(st, "run:%lld's checkpoint", (long long)id);
+    /* A run that died before its first checkpoint starts over, as the same
+     * run (checkpoint_path stays empty: epoch and step 0). */
+    if (sha[0]) {
+        st = kiln_store_object_path(ws, sha, out->checkpoint_path, sizeof out->checkpoint_path);
+        if (st != KILN_OK) return kiln_error_context(st, "run:%lld's checkpoint", (long long)id);
+    }
     /* The dataset, so that --data may be left out; checked when it is used. */
     struct stat sb;
     if (data_sha[0])

@@ -48,7 +48,8 @@ struct kiln_run_resume {
      * resumed_from = run_id (e.g. to train more epochs). */
     bool reuse;
     int64_t epoch, step;          /* of the checkpoint */
-    char checkpoint_path[4096];   /* the checkpoint object (hash verified) */
+    char checkpoint_path[4096];   /* the checkpoint object (hash verified); "" when the
+                                     run died before its first: it starts over */
     int64_t dataset_version_id;   /* the run's dataset version, 0 when a plain file */
     char data_path[4096];         /* the run's dataset file (object or plain path), "" if gone */
     char data_ref[4096];          /* the run's --data as it was given */
