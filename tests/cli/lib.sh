@@ -73,4 +73,23 @@ make_blobs() {
 # ".timeout 30000" ...`: the shell waits for no lock by default, and after a
 # kill -9 another process may hold one while it recovers the WAL.
 
+# write_blobs_mlp FILE: the small classifier of make_blobs data the workspace
+# tests train (append to FILE for more train: keys or a card: section).
+write_blobs_mlp() {
+  cat > "$1" <<'YAML'
+model:
+  input: [4]
+  layers:
+    - {type: dense, units: 16}
+    - {type: relu}
+    - {type: dense, units: 3}
+  loss: softmax_cross_entropy
+train:
+  epochs: 3
+  batch_size: 32
+  seed: 5
+  optimizer: {type: adam, lr: 0.01}
+YAML
+}
+
 finish() { echo "$checks checks passed"; }

@@ -11,20 +11,7 @@ mkdir xtmp
 export TMPDIR=$WORK/xtmp
 
 make_blobs blobs.csv 300
-cat > mlp.yaml <<'YAML'
-model:
-  input: [4]
-  layers:
-    - {type: dense, units: 16}
-    - {type: relu}
-    - {type: dense, units: 3}
-  loss: softmax_cross_entropy
-train:
-  epochs: 3
-  batch_size: 32
-  seed: 5
-  optimizer: {type: adam, lr: 0.01}
-YAML
+write_blobs_mlp mlp.yaml
 sql() { "$PY" -c 'import sqlite3, sys; c = sqlite3.connect(".kiln/kiln.db"); print("\n".join("|".join(str(x) for x in r) for r in c.execute(sys.argv[1])))' "$1"; }
 
 expect_ok "init" "$KILN" init

@@ -7,19 +7,8 @@ source "$(dirname "$0")/lib.sh"
 PY=$(find_python) || { echo "SKIP: no python with h5py and numpy"; exit 77; }
 
 make_blobs blobs.csv 300
-cat > mlp.yaml <<'YAML'
-model:
-  input: [4]
-  layers:
-    - {type: dense, units: 16}
-    - {type: relu}
-    - {type: dense, units: 3}
-  loss: softmax_cross_entropy
-train:
-  epochs: 3
-  batch_size: 32
-  seed: 5
-  optimizer: {type: adam, lr: 0.01}
+write_blobs_mlp mlp.yaml
+cat >> mlp.yaml <<'YAML'
   checkpoint_every: 1
 card:
   intended_use: Sorting synthetic blobs in the registry test.

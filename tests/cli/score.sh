@@ -8,20 +8,7 @@ source "$(dirname "$0")/lib.sh"
 PY=$(find_python) || { echo "SKIP: no python with h5py and numpy"; exit 77; }
 
 make_blobs blobs.csv 300
-cat > mlp.yaml <<'YAML'
-model:
-  input: [4]
-  layers:
-    - {type: dense, units: 16}
-    - {type: relu}
-    - {type: dense, units: 3}
-  loss: softmax_cross_entropy
-train:
-  epochs: 3
-  batch_size: 32
-  seed: 5
-  optimizer: {type: adam, lr: 0.01}
-YAML
+write_blobs_mlp mlp.yaml
 expect_ok "init" "$KILN" init
 expect_ok "import" "$KILN" data import blobs --csv blobs.csv --label species --test-fraction 0.2 \
   --seed 1 -o blobs.h5
