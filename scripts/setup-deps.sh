@@ -4,12 +4,13 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev
-          zlib1g-dev libssl-dev libsqlite3-dev libjansson-dev libarchive-dev
+          zlib1g-dev libssl-dev libsqlite3-dev libjansson-dev libarchive-dev libmicrohttpd-dev
           dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   # hdf5-tools: h5dump for file checks; python3-venv: the interop venv;
-  # sqlite3: tests tamper with the workspace database.
-  packages+=(hdf5-tools python3-venv python3-pip time sqlite3)
+  # sqlite3: tests tamper with the workspace database; curl: the server's
+  # protocol tests; wrk: the serving benchmark.
+  packages+=(hdf5-tools python3-venv python3-pip time sqlite3 curl wrk)
 fi
 
 missing=()

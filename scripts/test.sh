@@ -8,7 +8,7 @@ scripts/setup-deps.sh --test
 
 # Interop checks read kiln's files with the real tools, pinned.
 venv=.venv-test
-if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import h5py, numpy, mlflow' 2>/dev/null; then
+if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import h5py, numpy, mlflow, tritonclient.http, prometheus_client' 2>/dev/null; then
   python3 -m venv "$venv" 2>/dev/null || /usr/bin/python3 -m venv "$venv"
   $venv/bin/pip install -q -r tests/requirements.txt
 fi

@@ -114,4 +114,50 @@ void kiln_drift_report_print(const struct kiln_drift_report *r, int64_t max_rows
  *    "classes":{"psi":..,"drifted":bool,"baseline":[counts],"current":[counts]} (labelled) } */
 char *kiln_drift_report_to_json(const struct kiln_drift_report *r, int64_t max_rows);
 
+/* Sliding-window drift for a server: the same statistics over the most
+ * recent rows of live traffic. Rows accumulate in blocks of window_rows / 8
+ * rows; the window is the newest 8 complete blocks plus the one filling, so
+ * a snapshot covers between 7/8 and 9/8 of window_rows rows (or every row so
+ * far, until that many have arrived). All functions are thread-safe.
+ *
+ *   struct kiln_drift_window *w;
+ *   kiln_drift_window_create(&stats->splits[0], 100000, &w);
+ *   kiln_drift_window_add(w, x, rows, width, classes);   // per request/batch
+ *   struct kiln_drift_window_scores s;
+ *   kiln_drift_window_scores(w, &s);                      // for /metrics
+ *   ... s.psi[i], s.ks[i] ...
+ *   kiln_drift_window_scores_free(&s);
+ *   kiln_drift_window_free(w);
+ */
+#define KILN_DRIFT_WINDOW_BLOCKS 8
+
+struct kiln_drift_window;
+
+/* KILN_ERR_USAGE for window_rows < KILN_DRIFT_WINDOW_BLOCKS or a baseline
+ * kiln_drift_begin refuses. base is copied. Caller frees *out. */
+enum kiln_status kiln_drift_window_create(const struct kiln_split_stats *base, int64_t window_rows,
+                                          struct kiln_drift_window **out);
+void kiln_drift_window_free(struct kiln_drift_window *w);
+/* Adds n rows of width floats (scaled as the model sees them) and, when not
+ * NULL, their n predicted classes (counted against the baseline's class
+ * shares). KILN_ERR_SHAPE for a width other than the baseline's. */
+enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float *rows, int64_t n,
+                                       int64_t width, const int32_t *classes);
+
+struct kiln_drift_window_scores {
+    int64_t rows;                /* rows in the window now */
+    int64_t n_features;
+    char (*names)[64];           /* [n_features] feature names */
+    double *psi, *ks;            /* [n_features] (0 while rows == 0) */
+    double max_psi, max_ks;
+    int64_t drifted;             /* features over the default thresholds */
+    bool has_classes;
+    double class_psi;            /* prediction classes against training's labels */
+};
+/* Fills *out with the window's statistics now. Caller frees with
+ * kiln_drift_window_scores_free. */
+enum kiln_status kiln_drift_window_scores(struct kiln_drift_window *w,
+                                          struct kiln_drift_window_scores *out);
+void kiln_drift_window_scores_free(struct kiln_drift_window_scores *s);
+
 #endif

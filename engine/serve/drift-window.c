@@ -1,0 +1,1 @@
+/* engine/serve/drift-window.c: placeholder until written. */

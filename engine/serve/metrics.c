@@ -1,0 +1,1 @@
+/* engine/serve/metrics.c: placeholder until written. */

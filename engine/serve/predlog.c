@@ -1,0 +1,1 @@
+/* engine/serve/predlog.c: placeholder until written. */

@@ -1,0 +1,1 @@
+/* engine/serve/server.c: placeholder until written. */
