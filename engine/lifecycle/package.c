@@ -530,7 +530,7 @@ enum kiln_status kiln_model_package(struct kiln_store *ws, const struct kiln_pac
     bool have_rec = false;
     char *lineage_text = NULL, *manifest = NULL;
     json_t *lineage = NULL;
-    char stage[4200] = "", model_path[4400], data_path[4400], path[4400], pinned[300];
+    char stage[4200] = "", out_tmp[4400] = "", model_path[4400], data_path[4400], path[4400], pinned[300];
     unsigned char sig[KILN_PACKAGE_SIG_BYTES];
     struct kiln_package_info res = {0};
     struct kiln_transform_list *tl = NULL;
@@ -588,8 +588,12 @@ enum kiln_status kiln_model_package(struct kiln_store *ws, const struct kiln_pac
         st = KILN_ERR_IO;
         goto cleanup;
     }
+    /* The package goes to a temp name beside o->out and is published only
+     * once the store has recorded it: a failure on the way leaves no
+     * unregistered .kiln file behind (and an older o->out untouched). */
     if (key) st = sign_bytes(key, manifest, strlen(manifest), sig);
-    if (st == KILN_OK) st = tar_write(o->out, manifest, key ? sig : NULL, stage);
+    if (st == KILN_OK) st = fs_temp_path(o->out, out_tmp, sizeof out_tmp);
+    if (st == KILN_OK) st = tar_write(out_tmp, manifest, key ? sig : NULL, stage);
     if (st != KILN_OK) goto cleanup;
 
     /* Record it: the object, the packages row and the audit entry in one
@@ -600,7 +604,7 @@ enum kiln_status kiln_model_package(struct kiln_store *ws, const struct kiln_pac
     res.version = v.version;
     snprintf(res.name, sizeof res.name, "%s", v.name);
     if ((st = kiln_store_begin(ws)) != KILN_OK) goto cleanup;
-    st = kiln_store_put_file(ws, o->out, "package", res.sha256, &res.size);
+    st = kiln_store_put_file(ws, out_tmp, "package", res.sha256, &res.size);
     sqlite3_stmt *s = NULL;
     char created[32];
     time_iso8601(created);
@@ -623,7 +627,9 @@ enum kiln_status kiln_model_package(struct kiln_store *ws, const struct kiln_pac
     }
     if (st == KILN_OK) st = kiln_store_commit(ws);
     if (st != KILN_OK) kiln_store_rollback(ws);
+    if (st == KILN_OK) st = fs_publish(out_tmp, o->out);
 cleanup:
+    if (out_tmp[0] && st != KILN_OK) unlink(out_tmp);
     if (st != KILN_OK) kiln_error_context(st, "packaging %s", o->ref);
     else if (info) *info = res;
     if (stage[0]) stage_remove(stage);
