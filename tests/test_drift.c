@@ -1,6 +1,10 @@
-/* tests/test_drift.c: PSI and binned KS on hand-made histograms, and the
- * drift accumulator on identical, shifted and labelled data. */
+/* tests/test_drift.c: PSI and binned KS on hand-made histograms, the
+ * drift accumulator on identical, shifted and labelled data, and the
+ * sliding window of live traffic (agreement with the accumulator, blocks
+ * leaving, a shift showing, concurrent adds and scrapes). */
+#define _POSIX_C_SOURCE 200809L /* fmemopen */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,6 +186,303 @@ TEST(bad_input_refused)
     kiln_drift_report_free(NULL);
 }
 
+TEST(labels_only_report)
+{
+    /* A redacted prediction log: predicted classes, no feature rows. */
+    enum { N = 10 };
+    float rows[2 * N];
+    make_rows(rows, N, 0.0);
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(rows, N, &s, f, classes);
+    struct kiln_drift *d = NULL;
+    struct kiln_drift_report *r = NULL;
+    ASSERT_OK(kiln_drift_begin(&s, &d));
+    int32_t labels[30];
+    for (int i = 0; i < 30; i++) labels[i] = i < 24 ? 0 : 1 + i % 2;
+    ASSERT_OK(kiln_drift_add_labels(d, labels, 30));
+    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    ASSERT_EQ_INT(0, r->cur_rows);
+    ASSERT_EQ_INT(30, r->cur_labels);
+    ASSERT_EQ_INT(0, r->drifted);
+    ASSERT(r->has_classes && r->classes_drifted);
+    char *json = kiln_drift_report_to_json(r, 0);
+    ASSERT(json && strstr(json, "\"features_checked\":false") && strstr(json, "\"features\":[]") &&
+           strstr(json, "\"current_labels\":30"));
+    free(json);
+    char text[1024] = {0};
+    FILE *mem = fmemopen(text, sizeof text - 1, "w");
+    ASSERT(mem);
+    kiln_drift_report_print(r, 0, mem);
+    fclose(mem);
+    ASSERT(strstr(text, "feature drift not checked") && strstr(text, "class distribution: PSI") &&
+           !strstr(text, "features drifted"));
+    kiln_drift_report_free(r);
+    kiln_drift_free(d);
+}
+
+/* --- the sliding window -------------------------------------------------------------- */
+
+/* Per-feature PSI and KS of a batch report, by feature index. */
+static void report_by_index(const struct kiln_drift_report *r, double psi[2], double ks[2])
+{
+    for (int64_t i = 0; i < r->n_features; i++) {
+        psi[r->features[i].index] = r->features[i].psi;
+        ks[r->features[i].index] = r->features[i].ks;
+    }
+}
+
+TEST(window_matches_batch)
+{
+    enum { N = 3000 };
+    static float rows[2 * N], cur[2 * N];
+    static int32_t labels[N];
+    make_rows(rows, N, 0.0);
+    make_rows(cur, N, 0.1);
+    cur[10] = NAN; /* not binned, by either */
+    for (int i = 0; i < N; i++) labels[i] = (int32_t)(test_rng_u64() % 3);
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(rows, N, &s, f, classes);
+    struct kiln_drift *d = NULL;
+    struct kiln_drift_report *r = NULL;
+    struct kiln_drift_window *w = NULL;
+    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_add_rows(d, cur, N, 2));
+    ASSERT_OK(kiln_drift_add_labels(d, labels, N));
+    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    /* A window larger than the stream holds all of it: the same numbers. */
+    ASSERT_OK(kiln_drift_window_create(&s, 100000, &w));
+    for (int64_t at = 0, step = 1; at < N; at += step, step = step * 3 + 1) {
+        int64_t m = N - at < step ? N - at : step;
+        ASSERT_OK(kiln_drift_window_add(w, cur + 2 * at, m, 2, labels + at));
+    }
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    double psi[2], ks[2];
+    report_by_index(r, psi, ks);
+    ASSERT_EQ_INT(N, sc.rows);
+    ASSERT_EQ_INT(2, sc.n_features);
+    ASSERT_EQ_STR("f0", sc.names[0]);
+    for (int j = 0; j < 2; j++) {
+        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
+        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
+    }
+    ASSERT_EQ_INT(r->drifted, sc.drifted);
+    ASSERT(sc.has_classes);
+    ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
+    ASSERT_NEAR(psi[0] > psi[1] ? psi[0] : psi[1], sc.max_psi, 0.0);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_scores_free(&sc); /* emptied: twice is fine */
+    kiln_drift_window_free(w);
+    kiln_drift_report_free(r);
+    kiln_drift_free(d);
+}
+
+TEST(window_blocks_fall_out)
+{
+    enum { N = 3000, W = 800 }; /* blocks of 100 rows */
+    static float rows[2 * N], shifted[2 * N];
+    make_rows(rows, N, 0.0);
+    make_rows(shifted, N, 0.5);
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(rows, N, &s, f, classes);
+    struct kiln_drift_window *w = NULL;
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_create(&s, W, &w));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT_EQ_INT(0, sc.rows);
+    ASSERT_NEAR(0.0, sc.max_psi, 0.0);
+    ASSERT(!sc.has_classes);
+    kiln_drift_window_scores_free(&sc);
+    /* 1000 shifted rows: drift. */
+    ASSERT_OK(kiln_drift_window_add(w, shifted, 1000, 2, NULL));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT_EQ_INT(800, sc.rows); /* 8 complete blocks, the 9th just emptied */
+    ASSERT_EQ_INT(2, sc.drifted);
+    kiln_drift_window_scores_free(&sc);
+    /* 850 unshifted rows: the window is 8 full blocks and 50 rows, of which
+     * 8 blocks and 50 rows are new ... */
+    ASSERT_OK(kiln_drift_window_add(w, rows, 850, 2, NULL));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT_EQ_INT(850, sc.rows);
+    ASSERT_EQ_INT(0, sc.drifted);
+    ASSERT(sc.max_psi < 0.1);
+    kiln_drift_window_scores_free(&sc);
+    /* ... and between 8 and 9 blocks from then on. */
+    for (int i = 0; i < 30; i++) {
+        ASSERT_OK(kiln_drift_window_add(w, rows + 2 * 1000, 37, 2, NULL));
+        ASSERT_OK(kiln_drift_window_scores(w, &sc));
+        int64_t n = sc.rows;
+        kiln_drift_window_scores_free(&sc);
+        ASSERT(n >= W && n < W + W / KILN_DRIFT_WINDOW_BLOCKS);
+    }
+    kiln_drift_window_free(w);
+}
+
+TEST(window_shift_raises_psi)
+{
+    enum { N = 4000 };
+    static float rows[2 * N], live[2 * N];
+    static int32_t even[N], skewed[N];
+    make_rows(rows, N, 0.0);
+    for (int i = 0; i < N; i++) {
+        even[i] = i % 3;
+        skewed[i] = i % 10 == 0 ? 1 : 0;
+    }
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(rows, N, &s, f, classes);
+    struct kiln_drift_window *w = NULL;
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_create(&s, 2000, &w));
+    /* Fresh draws from the baseline's distribution: quiet. */
+    make_rows(live, N, 0.0);
+    ASSERT_OK(kiln_drift_window_add(w, live, N, 2, even));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    /* Feature 0: fresh uniform draws, 2000 rows in 20 bins: PSI about 0.01. */
+    ASSERT(sc.psi[0] < 0.05 && sc.ks[0] < 0.05);
+    ASSERT_NEAR(0.0, sc.psi[1], 1e-12);
+    ASSERT_EQ_INT(0, sc.drifted);
+    ASSERT(sc.has_classes && sc.class_psi < 0.01);
+    double quiet = sc.max_psi;
+    kiln_drift_window_scores_free(&sc);
+    /* The live stream shifts by 0.2 (a fifth of the range) and one class dominates. */
+    make_rows(live, N, 0.2);
+    for (int i = 0; i < N; i++) live[2 * i + 1] = 0.0f; /* keep the constant one still */
+    ASSERT_OK(kiln_drift_window_add(w, live, N, 2, skewed));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT(sc.psi[0] > KILN_DRIFT_PSI_THRESHOLD && sc.psi[0] > 10 * quiet);
+    ASSERT_NEAR(0.2, sc.ks[0], 0.05);
+    ASSERT_NEAR(0.0, sc.psi[1], 1e-12);
+    ASSERT_EQ_INT(1, sc.drifted);
+    ASSERT(sc.class_psi > KILN_DRIFT_PSI_THRESHOLD);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_free(w);
+}
+
+enum { WT_THREADS = 8, WT_ADDS = 50, WT_ROWS = 10 };
+static float wt_rows[2 * WT_THREADS * WT_ADDS * WT_ROWS];
+static int32_t wt_labels[WT_THREADS * WT_ADDS * WT_ROWS];
+
+struct wt_arg {
+    struct kiln_drift_window *w;
+    int t;
+    enum kiln_status st;
+};
+
+static void *wt_add(void *p)
+{
+    struct wt_arg *a = p;
+    for (int i = 0; i < WT_ADDS && a->st == KILN_OK; i++) {
+        int64_t at = ((int64_t)a->t * WT_ADDS + i) * WT_ROWS;
+        a->st = kiln_drift_window_add(a->w, wt_rows + 2 * at, WT_ROWS, 2, wt_labels + at);
+    }
+    return NULL;
+}
+
+static void *wt_scrape(void *p)
+{
+    struct wt_arg *a = p;
+    for (int i = 0; i < 200 && a->st == KILN_OK; i++) {
+        struct kiln_drift_window_scores sc;
+        a->st = kiln_drift_window_scores(a->w, &sc);
+        if (a->st == KILN_OK && (sc.rows < 0 || sc.rows > WT_THREADS * WT_ADDS * WT_ROWS))
+            a->st = KILN_ERR_INTERNAL;
+        kiln_drift_window_scores_free(&sc);
+    }
+    return NULL;
+}
+
+TEST(window_concurrent_adds)
+{
+    enum { N = WT_THREADS * WT_ADDS * WT_ROWS };
+    make_rows(wt_rows, N, 0.05);
+    for (int i = 0; i < N; i++) wt_labels[i] = (int32_t)(test_rng_u64() % 3);
+    static float base_rows[2 * N];
+    make_rows(base_rows, N, 0.0);
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(base_rows, N, &s, f, classes);
+    struct kiln_drift_window *w = NULL;
+    ASSERT_OK(kiln_drift_window_create(&s, 10 * N, &w));
+    pthread_t th[WT_THREADS + 1];
+    struct wt_arg args[WT_THREADS + 1];
+    for (int t = 0; t <= WT_THREADS; t++) {
+        args[t] = (struct wt_arg){w, t, KILN_OK};
+        ASSERT(pthread_create(&th[t], NULL, t < WT_THREADS ? wt_add : wt_scrape, &args[t]) == 0);
+    }
+    for (int t = 0; t <= WT_THREADS; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t <= WT_THREADS; t++) ASSERT_OK(args[t].st);
+    /* Histograms do not care about arrival order: the batch's numbers exactly. */
+    struct kiln_drift *d = NULL;
+    struct kiln_drift_report *r = NULL;
+    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_add_rows(d, wt_rows, N, 2));
+    ASSERT_OK(kiln_drift_add_labels(d, wt_labels, N));
+    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    double psi[2], ks[2];
+    report_by_index(r, psi, ks);
+    ASSERT_EQ_INT(N, sc.rows);
+    for (int j = 0; j < 2; j++) {
+        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
+        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
+    }
+    ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_report_free(r);
+    kiln_drift_free(d);
+    kiln_drift_window_free(w);
+}
+
+TEST(window_bad_input_refused)
+{
+    enum { N = 10 };
+    float rows[2 * N];
+    make_rows(rows, N, 0.0);
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+    make_baseline(rows, N, &s, f, classes);
+    struct kiln_drift_window *w = NULL;
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_window_create(&s, 7, &w), "less than 8");
+    ASSERT(w == NULL);
+    struct kiln_split_stats empty = s;
+    empty.rows = 0;
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_window_create(&empty, 100, &w), "no rows");
+    ASSERT_OK(kiln_drift_window_create(&s, 8, &w));
+    ASSERT_STATUS(KILN_ERR_SHAPE, kiln_drift_window_add(w, rows, N, 3, NULL), "3 features");
+    int32_t labels[N] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 3};
+    ASSERT_STATUS(KILN_ERR_FORMAT, kiln_drift_window_add(w, rows, N, 2, labels), "outside [0, 3)");
+    /* A refused add counted nothing. */
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT_EQ_INT(0, sc.rows);
+    kiln_drift_window_scores_free(&sc);
+    /* A baseline without class counts ignores the classes. */
+    struct kiln_drift_window *w2 = NULL;
+    struct kiln_split_stats noclass = s;
+    noclass.n_classes = 0;
+    noclass.class_counts = NULL;
+    ASSERT_OK(kiln_drift_window_create(&noclass, 8, &w2));
+    ASSERT_OK(kiln_drift_window_add(w2, rows, N, 2, labels));
+    ASSERT_OK(kiln_drift_window_scores(w2, &sc));
+    ASSERT(!sc.has_classes);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_free(w2);
+    kiln_drift_window_free(w);
+    kiln_drift_window_free(NULL);
+    kiln_drift_window_scores_free(NULL);
+}
+
 int main(void)
 {
     test_rng_state = 7;
@@ -191,5 +492,11 @@ int main(void)
     RUN(identical_data_no_drift);
     RUN(shifted_copy_flagged);
     RUN(bad_input_refused);
+    RUN(labels_only_report);
+    RUN(window_matches_batch);
+    RUN(window_blocks_fall_out);
+    RUN(window_shift_raises_psi);
+    RUN(window_concurrent_adds);
+    RUN(window_bad_input_refused);
     return test_summary();
 }

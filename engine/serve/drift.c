@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kiln/drift.h"
+#include "serve/drift-internal.h"
 
 double kiln_drift_psi(const int64_t *base, const int64_t *cur, int n)
 {
@@ -63,13 +64,6 @@ struct kiln_drift {
     int n_classes;               /* 0 when the baseline has no class counts */
     int64_t *base_class_counts, *class_counts;
 };
-
-/* kiln_stats_bin, except for a baseline constant feature (see kiln/drift.h). */
-static int drift_bin(double x, double min, double max)
-{
-    if (!(max > min)) return x == min ? KILN_STATS_BINS - 1 : 0;
-    return kiln_stats_bin(x, min, max);
-}
 
 void kiln_drift_free(struct kiln_drift *d)
 {
@@ -213,7 +207,8 @@ enum kiln_status kiln_drift_finish(const struct kiln_drift *d, const struct kiln
                                    struct kiln_drift_report **out)
 {
     *out = NULL;
-    if (d->cur_rows == 0) return kiln_errorf(KILN_ERR_USAGE, "drift: no current rows to compare");
+    if (d->cur_rows == 0 && d->labels == 0)
+        return kiln_errorf(KILN_ERR_USAGE, "drift: no current rows (or labels) to compare");
     enum kiln_status st = KILN_OK;
     struct kiln_drift_report *r = calloc(1, sizeof *r);
     if (!r) return kiln_errorf(KILN_ERR_NOMEM, "drift: out of memory");
@@ -222,6 +217,7 @@ enum kiln_status kiln_drift_finish(const struct kiln_drift *d, const struct kiln
     r->n_features = d->n_features;
     r->base_rows = d->base_rows;
     r->cur_rows = d->cur_rows;
+    r->cur_labels = d->labels;
     r->features = calloc((size_t)d->n_features, sizeof *r->features);
     if (!r->features) {
         st = kiln_errorf(KILN_ERR_NOMEM, "drift: out of memory");
@@ -268,12 +264,23 @@ cleanup:
 
 static int64_t drift_rows_shown(const struct kiln_drift_report *r, int64_t max_rows)
 {
+    if (r->cur_rows == 0) return 0; /* nothing was compared: no table of zeros */
     return max_rows > 0 && max_rows < r->n_features ? max_rows : r->n_features;
 }
 
 void kiln_drift_report_print(const struct kiln_drift_report *r, int64_t max_rows, FILE *out)
 {
     int64_t shown = drift_rows_shown(r, max_rows);
+    if (r->cur_rows == 0) {
+        fprintf(out, "feature drift not checked: no current feature values (%lld labels only)\n",
+                (long long)r->cur_labels);
+        if (r->has_classes)
+            fprintf(out, "class distribution: PSI %.4f%s\n", r->class_psi,
+                    r->classes_drifted ? " DRIFT" : "");
+        fprintf(out, "class distribution only (PSI > %g; baseline %lld rows, current %lld labels)\n",
+                r->psi_threshold, (long long)r->base_rows, (long long)r->cur_labels);
+        return;
+    }
     fprintf(out, "%-24s %10s %8s %13s %13s  %s\n", "feature", "PSI", "KS", "baseline_mean",
             "current_mean", "flag");
     for (int64_t i = 0; i < shown; i++) {
@@ -322,7 +329,9 @@ char *kiln_drift_report_to_json(const struct kiln_drift_report *r, int64_t max_r
     drift_json_set(root, "ks_threshold", json_real(r->ks_threshold), &ok);
     drift_json_set(root, "baseline_rows", json_integer((json_int_t)r->base_rows), &ok);
     drift_json_set(root, "current_rows", json_integer((json_int_t)r->cur_rows), &ok);
+    drift_json_set(root, "current_labels", json_integer((json_int_t)r->cur_labels), &ok);
     drift_json_set(root, "features_total", json_integer((json_int_t)r->n_features), &ok);
+    drift_json_set(root, "features_checked", json_boolean(r->cur_rows > 0), &ok);
     drift_json_set(root, "drifted", json_integer((json_int_t)r->drifted), &ok);
     int64_t shown = drift_rows_shown(r, max_rows);
     for (int64_t i = 0; i < shown && ok; i++) {

@@ -68,6 +68,7 @@ struct kiln_drift_report {
                                             (ties: by KS, then by index) */
     int64_t drifted;             /* flagged features */
     int64_t base_rows, cur_rows;
+    int64_t cur_labels;          /* current class labels added */
     double psi_threshold, ks_threshold;
     /* Class distribution (when the baseline has class counts and labels were
      * added): PSI over the classes, flagged against psi_threshold. */
@@ -96,19 +97,23 @@ enum kiln_status kiln_drift_add_labels(struct kiln_drift *d, const int32_t *labe
 /* Adds every row (and, for classes, every label) of a loaded split. */
 enum kiln_status kiln_drift_add_split(struct kiln_drift *d, const struct kiln_split *s);
 /* The report (opt may be NULL: default thresholds); d stays usable. KILN_ERR_USAGE
- * when no rows were added. Caller frees *out. */
+ * when neither rows nor labels were added. With labels only (a prediction log
+ * without its inputs) cur_rows is 0, no feature is flagged, and only the
+ * class distribution is compared. Caller frees *out. */
 enum kiln_status kiln_drift_finish(const struct kiln_drift *d, const struct kiln_drift_options *opt,
                                    struct kiln_drift_report **out);
 void kiln_drift_report_free(struct kiln_drift_report *r);
 
 /* A table (feature, PSI, KS, baseline mean, current mean, flag; at most
  * max_rows features, 0 = all), the class line and the summary line
- * "N of M features drifted". */
+ * "N of M features drifted"; without current rows, a line saying that
+ * feature drift was not checked instead of the table. */
 void kiln_drift_report_print(const struct kiln_drift_report *r, int64_t max_rows, FILE *out);
 /* The report as one JSON object (max_rows as for print), a new string (caller
  * frees) or NULL when out of memory:
  *   {"psi_threshold":..,"ks_threshold":..,"baseline_rows":N,"current_rows":N,
- *    "features_total":M,"drifted":N,
+ *    "current_labels":N,"features_total":M,"features_checked":bool (current_rows > 0),
+ *    "drifted":N,
  *    "features":[{"name":..,"index":..,"psi":..,"ks":..,"baseline_mean":..,
  *                 "current_mean":..,"drifted":bool}, ...],
  *    "classes":{"psi":..,"drifted":bool,"baseline":[counts],"current":[counts]} (labelled) } */
