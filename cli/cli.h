@@ -30,6 +30,7 @@ enum kiln_status cmd_keygen(int argc, char **argv);
 enum kiln_status cmd_model_package(int argc, char **argv);
 enum kiln_status cmd_model_verify(int argc, char **argv);
 enum kiln_status cmd_monitor(int argc, char **argv);
+enum kiln_status cmd_bench(int argc, char **argv);
 
 /* True when argv holds -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

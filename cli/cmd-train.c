@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kiln/backend.h"
 #include "kiln/lifecycle.h"
 #include "kiln/runs.h"
 #include "kiln/store.h"
@@ -16,8 +17,8 @@
 
 static const char TRAIN_USAGE[] =
     "usage: kiln train CONFIG --data DATASET [--out DIR] [--set KEY=VALUE]...\n"
-    "                  [--resume run:N|CHECKPOINT] [--device cpu|cuda|auto] [--threads N]\n"
-    "                  [--workspace DIR]\n"
+    "                  [--resume run:N|CHECKPOINT] [--device cpu|cuda|cuda:N|auto] [--threads N]\n"
+    "                  [--gemm cublas|kiln] [--math fp32|tf32] [--workspace DIR]\n"
     "\n"
     "Trains the model CONFIG declares on DATASET.\n"
     "Writes DIR/model.h5 (final model), DIR/checkpoint.h5 (every train.checkpoint_every\n"
@@ -32,7 +33,10 @@ static const char TRAIN_USAGE[] =
     "                    run resumed from it. --data defaults to the run's dataset\n"
     "  --resume FILE     continue from a checkpoint file: 2 epochs straight equal 1 epoch,\n"
     "                    resume, 1 epoch, bitwise\n"
-    "  --device D        overrides train.device\n"
+    "  --device D        overrides train.device: cpu, cuda, cuda:N, or auto (a GPU when\n"
+    "                    one answers, else the CPU; the first line says which)\n"
+    "  --gemm G          CUDA: cublas or kiln (kiln's own SGEMM); default the faster\n"
+    "  --math M          CUDA: fp32 (default) or tf32 (tensor cores for the GEMMs)\n"
     "  --threads N       CPU threads (default train.threads; 0 = every core)\n"
     "  --workspace DIR   the workspace (default: found by walking up from here)\n";
 
@@ -152,8 +156,12 @@ enum kiln_status cmd_train(int argc, char **argv)
     struct kiln_train_job job = kiln_train_job_default();
     const char *sets[MAX_SETS];
     const char *threads = NULL, *v = NULL, *ws_dir = NULL, *resume = NULL, *sweep_id = NULL;
+    const char *gemm = NULL, *math = NULL;
+    char devspec[64];
     enum kiln_status st = KILN_OK;
     for (int i = 1; i < argc && st == KILN_OK; i++) {
+        if (cli_opt(argc, argv, &i, "--gemm", &gemm, &st)) continue;
+        if (cli_opt(argc, argv, &i, "--math", &math, &st)) continue;
         if (cli_opt(argc, argv, &i, "--data", &job.data_path, &st)) continue;
         if (cli_opt(argc, argv, &i, "--out", &job.out_dir, &st)) continue;
         if (cli_opt(argc, argv, &i, "--resume", &resume, &st)) continue;
@@ -174,6 +182,12 @@ enum kiln_status cmd_train(int argc, char **argv)
     }
     if (st != KILN_OK) return st;
     if (!job.config_path) return cli_usage_error(TRAIN_USAGE, "CONFIG and --data are required");
+    if (gemm || math) {
+        if (!job.device) return cli_usage_error(TRAIN_USAGE, "--gemm and --math need --device");
+        if ((st = kiln_device_spec(devspec, sizeof devspec, job.device, gemm, math)) != KILN_OK)
+            return st;
+        job.device = devspec;
+    }
     if (threads) {
         long long n;
         if ((st = cli_parse_int("--threads", threads, &n)) != KILN_OK) return st;
@@ -254,7 +268,7 @@ static enum kiln_status resolve_arg(struct kiln_store *ws, const char *text, enu
 
 static const char EVAL_USAGE[] =
     "usage: kiln eval MODEL --data DATASET [--split train|val|test] [--json] [--device D] [--threads N]\n"
-    "                 [--workspace DIR]\n"
+    "                 [--gemm cublas|kiln] [--math fp32|tf32] [--workspace DIR]\n"
     "\n"
     "Evaluates MODEL (a model.h5 or checkpoint; in a workspace also run:N, NAME@VERSION or\n"
     "NAME@ALIAS) on a split of DATASET (a file, or a dataset reference) (default test):\n"
@@ -331,10 +345,13 @@ enum kiln_status cmd_eval(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, EVAL_USAGE)) return KILN_OK;
     const char *model = NULL, *data = NULL, *split = "test", *device = "cpu", *threads = NULL;
-    const char *ws_dir = NULL;
+    const char *ws_dir = NULL, *gemm = NULL, *math = NULL;
+    char devspec[64];
     bool json = false;
     enum kiln_status st = KILN_OK;
     for (int i = 1; i < argc && st == KILN_OK; i++) {
+        if (cli_opt(argc, argv, &i, "--gemm", &gemm, &st)) continue;
+        if (cli_opt(argc, argv, &i, "--math", &math, &st)) continue;
         if (cli_opt(argc, argv, &i, "--data", &data, &st)) continue;
         if (cli_opt(argc, argv, &i, "--split", &split, &st)) continue;
         if (cli_opt(argc, argv, &i, "--device", &device, &st)) continue;
@@ -350,6 +367,10 @@ enum kiln_status cmd_eval(int argc, char **argv)
     }
     if (st != KILN_OK) return st;
     if (!model || !data) return cli_usage_error(EVAL_USAGE, "MODEL and --data are required");
+    if ((gemm || math) &&
+        (st = kiln_device_spec(devspec, sizeof devspec, device, gemm, math)) != KILN_OK)
+        return st;
+    if (gemm || math) device = devspec;
     long long n = 0;
     if (threads && (st = cli_parse_int("--threads", threads, &n)) != KILN_OK) return st;
     struct kiln_store *ws = NULL;
@@ -373,7 +394,8 @@ enum kiln_status cmd_eval(int argc, char **argv)
 
 static const char PREDICT_USAGE[] =
     "usage: kiln predict MODEL --input FILE --output FILE [--array NAME] [--drop-column NAME]\n"
-    "                    [--batch N] [--device D] [--threads N] [--workspace DIR]\n"
+    "                    [--batch N] [--device D] [--gemm G] [--math M] [--threads N]\n"
+    "                    [--workspace DIR]\n"
     "\n"
     "MODEL is a model file or, in a workspace, run:N, NAME@VERSION or NAME@ALIAS.\n"
     "Runs MODEL over the rows of FILE (.h5 or .csv) in chunks of --batch rows (bounded\n"
@@ -387,8 +409,12 @@ enum kiln_status cmd_predict(int argc, char **argv)
     if (cli_wants_help(argc, argv, PREDICT_USAGE)) return KILN_OK;
     const char *model = NULL, *input = NULL, *output = NULL, *array = NULL, *drop = NULL;
     const char *batch = NULL, *device = "cpu", *threads = NULL, *ws_dir = NULL;
+    const char *gemm = NULL, *math = NULL;
+    char devspec[64];
     enum kiln_status st = KILN_OK;
     for (int i = 1; i < argc && st == KILN_OK; i++) {
+        if (cli_opt(argc, argv, &i, "--gemm", &gemm, &st)) continue;
+        if (cli_opt(argc, argv, &i, "--math", &math, &st)) continue;
         if (cli_opt(argc, argv, &i, "--input", &input, &st)) continue;
         if (cli_opt(argc, argv, &i, "--output", &output, &st)) continue;
         if (cli_opt(argc, argv, &i, "--array", &array, &st)) continue;
@@ -404,6 +430,10 @@ enum kiln_status cmd_predict(int argc, char **argv)
     if (st != KILN_OK) return st;
     if (!model || !input || !output)
         return cli_usage_error(PREDICT_USAGE, "MODEL, --input and --output are required");
+    if ((gemm || math) &&
+        (st = kiln_device_spec(devspec, sizeof devspec, device, gemm, math)) != KILN_OK)
+        return st;
+    if (gemm || math) device = devspec;
     long long nb = 1024, nt = 0;
     if (batch && (st = cli_parse_int("--batch", batch, &nb)) != KILN_OK) return st;
     if (threads && (st = cli_parse_int("--threads", threads, &nt)) != KILN_OK) return st;

@@ -27,6 +27,7 @@ static const struct {
     {"audit", cmd_audit, "print or verify the workspace's audit log"},
     {"gc", cmd_gc, "remove unreferenced objects and stale temp files"},
     {"fsck", cmd_fsck, "check every object's hash, every reference and the audit chain"},
+    {"bench", cmd_bench, "time the kernels against the copy bandwidth and the vendor GEMM"},
     {"version", cmd_version, "print the version and the backends built"},
 };
 

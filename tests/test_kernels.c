@@ -23,6 +23,7 @@
 
 #include "elementwise.h"
 #include "kernels.h"
+#include "kernel-ref.h"
 
 /* --- inputs -------------------------------------------------------------------- */
 
@@ -146,45 +147,6 @@ static const struct act_case ACTS[] = {
 #define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
 
 /* --- float64 references ---------------------------------------------------------- */
-
-/* torch.nn semantics, NaN propagating (torch.relu(nan) is nan). */
-static double ref_act(enum kiln_act act, double p, double x)
-{
-    switch (act) {
-    case KILN_ACT_RELU: return x < 0.0 ? 0.0 : x;
-    case KILN_ACT_LEAKY_RELU: return x < 0.0 ? p * x : x;
-    case KILN_ACT_TANH: return tanh(x);
-    case KILN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case KILN_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    case KILN_ACT_NONE: break;
-    }
-    return x;
-}
-
-/* dy * act'(x), as torch's backward computes it (relu selects: a gradient
- * where the output is 0 is dropped, even an infinite one). */
-static double ref_act_grad(enum kiln_act act, double p, double x, double dy)
-{
-    switch (act) {
-    case KILN_ACT_RELU: return x > 0.0 ? dy : 0.0;
-    case KILN_ACT_LEAKY_RELU: return x > 0.0 ? dy : dy * p;
-    case KILN_ACT_TANH: {
-        double t = tanh(x);
-        return dy * (1.0 - t * t);
-    }
-    case KILN_ACT_SIGMOID: {
-        double s = 1.0 / (1.0 + exp(-x));
-        return dy * s * (1.0 - s);
-    }
-    case KILN_ACT_GELU: {
-        double cdf = 0.5 * (1.0 + erf(x / sqrt(2.0)));
-        double pdf = exp(-0.5 * x * x) / sqrt(2.0 * 3.14159265358979323846);
-        return dy * (cdf + x * pdf);
-    }
-    case KILN_ACT_NONE: break;
-    }
-    return dy;
-}
 
 /* ==================================================================================
  * gemm
@@ -448,19 +410,6 @@ TEST(bias_grad)
  * softmax
  * ================================================================================== */
 
-static void ref_softmax_row(const float *x, double *y, int64_t cols)
-{
-    double mx = -INFINITY;
-    for (int64_t c = 0; c < cols; c++)
-        if (x[c] > mx) mx = x[c];
-    double sum = 0.0;
-    for (int64_t c = 0; c < cols; c++) {
-        y[c] = exp((double)x[c] - mx);
-        sum += y[c];
-    }
-    for (int64_t c = 0; c < cols; c++) y[c] /= sum;
-}
-
 TEST(softmax_forward)
 {
     for (int b = 0; b < N_BE; b++)
@@ -632,29 +581,6 @@ TEST(dropout)
 /* ==================================================================================
  * losses
  * ================================================================================== */
-
-/* Loss and gradient of one row of softmax cross-entropy with label smoothing s
- * (torch.nn.CrossEntropyLoss(label_smoothing=s)). */
-static double ref_xent_row(const float *z, int32_t y, int64_t cols, double s, double gscale,
-                           double *d, double *loss_scale)
-{
-    double mx = -INFINITY;
-    for (int64_t c = 0; c < cols; c++)
-        if (z[c] > mx) mx = z[c];
-    double sum = 0.0;
-    for (int64_t c = 0; c < cols; c++) sum += exp((double)z[c] - mx);
-    double lse = mx + log(sum), loss = 0.0, mag = fabs(lse);
-    for (int64_t c = 0; c < cols; c++) {
-        double t = s / (double)cols + (c == y ? 1.0 - s : 0.0);
-        if (t != 0.0) {
-            loss -= t * ((double)z[c] - lse);
-            mag += fabs(t * z[c]);
-        }
-        if (d) d[c] = gscale * (exp((double)z[c] - mx) / sum - t);
-    }
-    *loss_scale = mag;
-    return loss;
-}
 
 TEST(softmax_xent)
 {
@@ -1017,11 +943,15 @@ TEST(gather_rows)
             free(f32);
             free(ref);
         }
-    /* int32 rows are not a feature type. */
-    int32_t src[2] = {1, 2};
-    int64_t idx[1] = {0};
-    float d[2];
-    ASSERT(OPS(0)->gather_rows(CTX(0), src, KILN_ELEM_I32, 2, idx, 1, 1.0f, d) != KILN_OK);
+    /* int32 rows (class labels) are copied bit for bit, scale ignored. */
+    int32_t src[4] = {1, 2, -3, 2147483647};
+    int64_t idx[2] = {1, 0};
+    int32_t d[4];
+    ASSERT_OK(OPS(0)->gather_rows(CTX(0), src, KILN_ELEM_I32, 2, idx, 2, 0.5f, (float *)(void *)d));
+    ASSERT(d[0] == -3 && d[1] == 2147483647 && d[2] == 1 && d[3] == 2);
+    /* Any other element type is refused. */
+    ASSERT(OPS(0)->gather_rows(CTX(0), src, (enum kiln_elem)7, 2, idx, 1, 1.0f, (float *)(void *)d) !=
+           KILN_OK);
 }
 
 /* Many rows: the parallel branch of gather_rows. */
@@ -1058,6 +988,9 @@ TEST(op_table_complete)
         o->softmax_xent != NULL,    o->bce_logits != NULL,       o->mse != NULL,
         o->sum_squares != NULL,     o->count_nonfinite != NULL,  o->scale != NULL,
         o->optimizer_step != NULL,  o->gather_rows != NULL,
+        true /* dense_forward: optional, NULL on the CPU (gemm + bias_act) */,
+        o->dropout_keyed != NULL,   o->step_begin != NULL,       o->step_check != NULL,
+        o->confusion != NULL,
     };
     /* Every member is listed above (a new op must be added here and tested). */
     ASSERT_EQ_INT(sizeof(struct kiln_ops) / sizeof(void (*)(void)),

@@ -1,4 +1,5 @@
 /* engine/core/backend.c: choosing a backend for --device. */
+#define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ const char *kiln_git_commit(void) { return KILN_GIT_COMMIT; }
 const char *kiln_build_backends(void)
 {
 #ifdef KILN_HAVE_CUDA
-    return "cpu, cuda (device discovery only: CUDA kernels are not in this version)";
+    return "cpu, cuda";
 #else
     return "cpu (built without nvcc: no CUDA backend)";
 #endif
@@ -41,28 +42,119 @@ int kiln_cuda_devices(char *buf, size_t len)
 #endif
 }
 
+/* The parsed form of a device spec: NAME[,gemm=cublas|kiln][,math=fp32|tf32]
+ * [,share=F]. */
+struct device_spec {
+    char name[32];  /* cpu, auto, cuda */
+    int index;      /* N of cuda:N */
+    enum kiln_gemm_impl gemm;
+    enum kiln_math_mode math;
+    double data_share;
+};
+
+static enum kiln_status device_spec_parse(const char *spec, struct device_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    char buf[256];
+    if (strlen(spec) >= sizeof buf)
+        return kiln_errorf(KILN_ERR_USAGE, "device spec too long: '%.40s...'", spec);
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *save = NULL;
+    char *tok = strtok_r(buf, ",", &save);
+    if (!tok) return kiln_errorf(KILN_ERR_USAGE, "empty device (cpu, cuda, cuda:N or auto)");
+    if (!strcmp(tok, "cpu") || !strcmp(tok, "auto") || !strcmp(tok, "cuda")) {
+        snprintf(out->name, sizeof out->name, "%s", tok);
+    } else if (!strncmp(tok, "cuda:", 5)) {
+        char *end = NULL;
+        long n = strtol(tok + 5, &end, 10);
+        if (end == tok + 5 || *end || n < 0 || n > 1024)
+            return kiln_errorf(KILN_ERR_USAGE, "device '%s': N in cuda:N must be a device number",
+                               tok);
+        snprintf(out->name, sizeof out->name, "cuda");
+        out->index = (int)n;
+    } else {
+        return kiln_errorf(KILN_ERR_USAGE, "unknown device '%s' (cpu, cuda, cuda:N or auto)", tok);
+    }
+    while ((tok = strtok_r(NULL, ",", &save))) {
+        if (!strcmp(tok, "gemm=cublas")) out->gemm = KILN_GEMM_VENDOR;
+        else if (!strcmp(tok, "gemm=kiln")) out->gemm = KILN_GEMM_KILN;
+        else if (!strcmp(tok, "gemm=auto")) out->gemm = KILN_GEMM_AUTO;
+        else if (!strcmp(tok, "math=fp32")) out->math = KILN_MATH_FP32;
+        else if (!strcmp(tok, "math=tf32")) out->math = KILN_MATH_TF32;
+        else if (!strncmp(tok, "share=", 6)) {
+            char *end = NULL;
+            double f = strtod(tok + 6, &end);
+            if (end == tok + 6 || *end || !(f > 0.0 && f <= 1.0))
+                return kiln_errorf(KILN_ERR_USAGE,
+                                   "device option '%s': share must be in (0, 1]", tok);
+            out->data_share = f;
+        } else {
+            return kiln_errorf(KILN_ERR_USAGE,
+                               "unknown device option '%s' in '%s' (gemm=cublas|kiln, "
+                               "math=fp32|tf32, share=F)",
+                               tok, spec);
+        }
+    }
+    return KILN_OK;
+}
+
+enum kiln_status kiln_device_spec(char *buf, size_t len, const char *device, const char *gemm,
+                                  const char *math)
+{
+    if (gemm && strcmp(gemm, "cublas") && strcmp(gemm, "kiln") && strcmp(gemm, "auto"))
+        return kiln_errorf(KILN_ERR_USAGE, "--gemm: '%s' is not cublas, kiln or auto", gemm);
+    if (math && strcmp(math, "fp32") && strcmp(math, "tf32"))
+        return kiln_errorf(KILN_ERR_USAGE, "--math: '%s' is not fp32 or tf32", math);
+    int n = snprintf(buf, len, "%s%s%s%s%s", device ? device : "auto", gemm ? ",gemm=" : "",
+                     gemm ? gemm : "", math ? ",math=" : "", math ? math : "");
+    if (n < 0 || (size_t)n >= len)
+        return kiln_errorf(KILN_ERR_USAGE, "device spec too long: '%.40s...'", device);
+    struct device_spec check;
+    return device_spec_parse(buf, &check);
+}
+
 enum kiln_status kiln_backend_open(const char *device, int threads, struct kiln_backend **out,
                                    char *said, size_t said_len)
 {
     *out = NULL;
-    bool want_cuda = !strcmp(device, "cuda") || !strncmp(device, "cuda:", 5);
-    if (strcmp(device, "cpu") && strcmp(device, "auto") && !want_cuda)
-        return kiln_errorf(KILN_ERR_USAGE, "unknown device '%s' (cpu, cuda, cuda:N or auto)",
-                           device);
+    struct device_spec ds;
+    enum kiln_status st = device_spec_parse(device, &ds);
+    if (st != KILN_OK) return st;
+    bool want_cuda = !strcmp(ds.name, "cuda");
+#ifdef KILN_HAVE_CUDA
+    int n_gpus = !strcmp(ds.name, "cpu") ? 0 : kiln_cuda_device_count();
+    if (want_cuda || (!strcmp(ds.name, "auto") && n_gpus > 0)) {
+        if (n_gpus == 0)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED,
+                               "device '%s': no CUDA device answered (no GPU or no driver); use "
+                               "--device cpu or auto",
+                               device);
+        st = kiln_cuda_backend_create(ds.index, ds.gemm, ds.math, out);
+        if (st != KILN_OK) return kiln_error_context(st, "device '%s'", device);
+        (*out)->data_share = ds.data_share;
+        char name[256] = "";
+        kiln_cuda_device_name(ds.index, name, sizeof name);
+        snprintf(said, said_len, "device cuda:%d %s, gemm %s, math %s%s", ds.index, name,
+                 kiln_cuda_backend_gemm_name(*out), ds.math == KILN_MATH_TF32 ? "tf32" : "fp32",
+                 want_cuda ? "" : " (auto: a GPU answered)");
+        return KILN_OK;
+    }
+#else
     if (want_cuda)
         return kiln_errorf(KILN_ERR_UNSUPPORTED,
-                           "device '%s': this build has no CUDA training kernels yet; "
-                           "use --device cpu (backends built: %s)",
-                           device, kiln_build_backends());
-    enum kiln_status st = kiln_cpu_backend_create(threads, out);
+                           "device '%s': this build has no CUDA backend (built without nvcc); "
+                           "use --device cpu",
+                           device);
+#endif
+    st = kiln_cpu_backend_create(threads, out);
     if (st != KILN_OK) return st;
     const char *why = "";
-    if (!strcmp(device, "auto")) {
-        char devs[512];
-        why = kiln_cuda_devices(devs, sizeof devs) > 0
-                  ? ": a GPU answered, but this build has no CUDA training kernels"
-                  : ": no CUDA device answered";
-    }
+    if (!strcmp(ds.name, "auto"))
+#ifdef KILN_HAVE_CUDA
+        why = ": no CUDA device answered";
+#else
+        why = ": this build has no CUDA backend";
+#endif
     snprintf(said, said_len, "device cpu (%d threads)%s", (*out)->threads, why);
     return KILN_OK;
 }

@@ -147,7 +147,14 @@ enum kiln_status kiln_train(const struct kiln_train_job *job, struct kiln_train_
     char out_dir[4096] = "";
     enum kiln_status st = kiln_config_load(job->config_path, job->sets, job->n_sets, &cfg);
     if (st != KILN_OK) goto cleanup;
-    if (job->device) snprintf(cfg->train.device, sizeof cfg->train.device, "%s", job->device);
+    if (job->device) {
+        if (strlen(job->device) >= sizeof cfg->train.device) {
+            st = kiln_errorf(KILN_ERR_USAGE, "device '%.40s...' is longer than %zu characters",
+                             job->device, sizeof cfg->train.device - 1);
+            goto cleanup;
+        }
+        snprintf(cfg->train.device, sizeof cfg->train.device, "%s", job->device);
+    }
     if (job->threads > 0) cfg->train.threads = job->threads;
     /* Fail before any work when the results could not be written. */
     if (job->out_dir) {

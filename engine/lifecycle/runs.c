@@ -258,7 +258,7 @@ struct kiln_run_recorder {
     int64_t run_id;
     int lock_fd;
     /* from on_start, for the test evaluation at the end */
-    char device[32];
+    char device[64];
     int threads;
     const struct kiln_dataset *ds;
     int64_t last_epoch, last_step;

@@ -69,6 +69,7 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         return kiln_errorf(KILN_ERR_SHAPE,
                            "evaluate: the model has %lld outputs but the targets have %lld",
                            (long long)k, (long long)split->y_dim);
+    int64_t *counts_dev = NULL;
     int64_t *rows = malloc((size_t)bs * sizeof(int64_t));
     float *outs = malloc((size_t)(bs * k) * sizeof(float));
     float *host_x = NULL;
@@ -91,6 +92,19 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         st = kiln_errorf(KILN_ERR_NOMEM, "evaluate: out of memory");
         goto cleanup;
     }
+    /* On a device the confusion matrix is counted there: only the loss rows
+     * and, at the end, the matrix come back. */
+    bool dev_counts = classify && !be->iface->host_memory && m->ops->confusion;
+    size_t counts_bytes = (size_t)n_classes * (size_t)n_classes * sizeof(int64_t);
+    if (dev_counts) {
+        counts_dev = be->iface->alloc(be->ctx, counts_bytes);
+        if (!counts_dev) {
+            st = kiln_error_context(KILN_ERR_NOMEM, "evaluate: the confusion matrix");
+            goto cleanup;
+        }
+        st = be->iface->upload(be->ctx, counts_dev, out->confusion, counts_bytes);
+        if (st != KILN_OK) goto cleanup;
+    }
     double loss_sum = 0.0, sq_err = 0.0, abs_err = 0.0;
     int64_t correct = 0, bin_total = 0;
     for (int64_t lo = 0; lo < n; lo += bs) {
@@ -101,10 +115,13 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         double loss = 0.0;
         if (st == KILN_OK) st = nn_forward(m, b, false, 0, &logits);
         if (st == KILN_OK) st = nn_loss_backward(m, logits, b, false, 0, &loss);
-        if (st == KILN_OK)
+        if (st == KILN_OK && dev_counts)
+            st = m->ops->confusion(be->ctx, logits, m->labels, b, k, counts_dev);
+        else if (st == KILN_OK)
             st = be->iface->download(be->ctx, outs, logits, (size_t)(b * k) * sizeof(float));
         if (st != KILN_OK) goto cleanup;
         loss_sum += loss * (double)b;
+        if (dev_counts) continue;
         for (int64_t r = 0; r < b; r++) {
             const float *o = outs + r * k;
             if (classify) {
@@ -129,6 +146,11 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
                 }
             }
         }
+    }
+    if (dev_counts) {
+        st = be->iface->download(be->ctx, out->confusion, counts_dev, counts_bytes);
+        if (st != KILN_OK) goto cleanup;
+        for (int c = 0; c < n_classes; c++) correct += out->confusion[(int64_t)c * n_classes + c];
     }
     out->n = n;
     out->loss = n ? loss_sum / (double)n : 0.0;
@@ -157,6 +179,7 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         if (bin_total) out->accuracy = (double)correct / (double)bin_total;
     }
 cleanup:
+    if (counts_dev) be->iface->free(be->ctx, counts_dev);
     free(rows);
     free(outs);
     free(host_x);

@@ -47,6 +47,18 @@ struct kiln_model {
  * *out is the last layer's output (logits for the losses). */
 enum kiln_status nn_forward(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
                             const float **out);
+/* nn_forward with the dropout seed read from backend memory (*seed_mem)
+ * when the ops run, not when they are queued (a captured training step);
+ * seed_mem NULL is nn_forward. */
+enum kiln_status nn_forward_keyed(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
+                                  const uint64_t *seed_mem, const float **out);
+/* The loss op alone: per-row losses in m->loss_rows and, with backward,
+ * dlogits (of the mean loss) in m->grad_a. Reads nothing back. */
+enum kiln_status nn_loss_rows(struct kiln_model *m, const float *logits, int64_t rows,
+                              bool backward);
+/* Backward from dlogits in m->grad_a through every layer into m->grads. */
+enum kiln_status nn_backward_keyed(struct kiln_model *m, int64_t rows, uint64_t seed,
+                                   const uint64_t *seed_mem);
 /* Loss over rows (labels in m->labels): per-row losses in m->loss_rows, mean
  * in *loss; with backward, gradients of the mean loss fill m->grads. */
 enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int64_t rows,
@@ -55,5 +67,12 @@ enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int
  * softmax_xent, sigmoid for BCE, identity for MSE), into m->probs. */
 enum kiln_status nn_outputs(struct kiln_model *m, const float *logits, int64_t rows,
                             const float **out);
+
+/* Test hook: runs the trainer's device-style step (step vars in backend
+ * memory, checks on the device, host reads every sync_every steps) on any
+ * backend, so that the CPU can prove it equals the classic step bit for
+ * bit. sync_every <= 0 restores the default. */
+struct kiln_trainer;
+void nn_trainer_force_device_path(struct kiln_trainer *t, bool on, int sync_every);
 
 #endif

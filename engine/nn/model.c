@@ -154,8 +154,9 @@ enum kiln_status kiln_model_create(const struct kiln_model_config *cfg, struct k
         ok = l->out != NULL;
     }
     if (!ok) {
-        st = kiln_errorf(KILN_ERR_NOMEM, "model: out of memory planning buffers for batch %lld",
-                         (long long)max_batch);
+        /* The backend's message says how much was asked (and free). */
+        st = kiln_error_context(KILN_ERR_NOMEM, "model: planning buffers for batch %lld",
+                                (long long)max_batch);
         goto cleanup;
     }
     float *zeros = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof(float));
@@ -275,6 +276,12 @@ static uint64_t dropout_offset(int layer) { return (uint64_t)layer << 44; }
 enum kiln_status nn_forward(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
                             const float **out)
 {
+    return nn_forward_keyed(m, rows, train, seed, NULL, out);
+}
+
+enum kiln_status nn_forward_keyed(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
+                                  const uint64_t *seed_mem, const float **out)
+{
     const struct kiln_ops *ops = m->ops;
     void *ctx = m->be->ctx;
     const float *cur = m->x;
@@ -282,15 +289,23 @@ enum kiln_status nn_forward(struct kiln_model *m, int64_t rows, bool train, uint
     for (int i = 0; i < m->n_layers && st == KILN_OK; i++) {
         struct nn_layer *l = &m->layers[i];
         switch (l->kind) {
-        case KILN_LAYER_DENSE:
-            st = ops->gemm(ctx, false, true, rows, l->out_size, l->in_size, 1.0f, cur,
-                           l->in_size, m->params + l->w_off, l->in_size, 0.0f, l->out,
-                           l->out_size);
-            if (st == KILN_OK)
-                st = ops->bias_act(ctx, l->out, l->b_off >= 0 ? m->params + l->b_off : NULL,
-                                   rows, l->out_size, l->epilogue, l->epilogue_param);
+        case KILN_LAYER_DENSE: {
+            const float *bias = l->b_off >= 0 ? m->params + l->b_off : NULL;
+            if (ops->dense_forward) {
+                st = ops->dense_forward(ctx, rows, l->out_size, l->in_size, cur,
+                                        m->params + l->w_off, bias, l->epilogue,
+                                        l->epilogue_param, l->out);
+            } else {
+                st = ops->gemm(ctx, false, true, rows, l->out_size, l->in_size, 1.0f, cur,
+                               l->in_size, m->params + l->w_off, l->in_size, 0.0f, l->out,
+                               l->out_size);
+                if (st == KILN_OK)
+                    st = ops->bias_act(ctx, l->out, bias, rows, l->out_size, l->epilogue,
+                                       l->epilogue_param);
+            }
             cur = l->out;
             break;
+        }
         case KILN_LAYER_FLATTEN: break;
         case KILN_LAYER_SOFTMAX:
             st = ops->softmax_forward(ctx, cur, l->out, rows, l->out_size);
@@ -298,8 +313,10 @@ enum kiln_status nn_forward(struct kiln_model *m, int64_t rows, bool train, uint
             break;
         case KILN_LAYER_DROPOUT:
             if (train && l->rate > 0.0f) {
-                st = ops->dropout_forward(ctx, cur, l->out, rows * l->out_size, l->rate, seed,
-                                          dropout_offset(i));
+                st = seed_mem ? ops->dropout_keyed(ctx, cur, l->out, rows * l->out_size, l->rate,
+                                                   seed_mem, dropout_offset(i))
+                              : ops->dropout_forward(ctx, cur, l->out, rows * l->out_size,
+                                                     l->rate, seed, dropout_offset(i));
                 cur = l->out;
             }
             break;
@@ -327,7 +344,8 @@ static const float *layer_input(const struct kiln_model *m, int i, bool train)
     return m->x;
 }
 
-static enum kiln_status nn_backward(struct kiln_model *m, int64_t rows, uint64_t seed)
+enum kiln_status nn_backward_keyed(struct kiln_model *m, int64_t rows, uint64_t seed,
+                                   const uint64_t *seed_mem)
 {
     const struct kiln_ops *ops = m->ops;
     void *ctx = m->be->ctx;
@@ -368,8 +386,10 @@ static enum kiln_status nn_backward(struct kiln_model *m, int64_t rows, uint64_t
         }
         case KILN_LAYER_DROPOUT:
             if (l->rate > 0.0f)
-                st = ops->dropout_backward(ctx, g, g, rows * l->out_size, l->rate, seed,
-                                           dropout_offset(i));
+                st = seed_mem ? ops->dropout_keyed(ctx, g, g, rows * l->out_size, l->rate,
+                                                   seed_mem, dropout_offset(i))
+                              : ops->dropout_backward(ctx, g, g, rows * l->out_size, l->rate,
+                                                      seed, dropout_offset(i));
             break;
         default: {
             /* A fused activation's output is the dense layer's buffer. */
@@ -384,8 +404,8 @@ static enum kiln_status nn_backward(struct kiln_model *m, int64_t rows, uint64_t
     return st;
 }
 
-enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int64_t rows,
-                                  bool backward, uint64_t seed, double *loss)
+enum kiln_status nn_loss_rows(struct kiln_model *m, const float *logits, int64_t rows,
+                              bool backward)
 {
     const struct kiln_ops *ops = m->ops;
     void *ctx = m->be->ctx;
@@ -405,6 +425,14 @@ enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int
         st = ops->mse(ctx, logits, m->labels, rows, m->out_size, m->loss_rows, dlogits, scale);
         break;
     }
+    return st;
+}
+
+enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int64_t rows,
+                                  bool backward, uint64_t seed, double *loss)
+{
+    void *ctx = m->be->ctx;
+    enum kiln_status st = nn_loss_rows(m, logits, rows, backward);
     if (st != KILN_OK) return st;
     const float *lr = m->loss_rows;
     if (m->host_loss_rows) {
@@ -416,7 +444,7 @@ enum kiln_status nn_loss_backward(struct kiln_model *m, const float *logits, int
     double sum = 0.0;
     for (int64_t r = 0; r < rows; r++) sum += lr[r];
     *loss = sum / (double)rows;
-    return backward ? nn_backward(m, rows, seed) : KILN_OK;
+    return backward ? nn_backward_keyed(m, rows, seed, NULL) : KILN_OK;
 }
 
 enum kiln_status nn_outputs(struct kiln_model *m, const float *logits, int64_t rows,

@@ -28,7 +28,29 @@ struct kiln_trainer {
     float *optim_state;           /* backend memory, optim_size floats */
     int64_t optim_size;
     struct kiln_train_state state;
+    /* The device step (backends whose memory is not the host's, or forced
+     * by the test hook): labels and the epoch's order on the backend, step
+     * values computed ahead for the epoch, checks on the device, the step
+     * captured into a graph where the backend can, and the host reading
+     * back every sync_every steps. */
+    bool device_path;
+    int sync_every;
+    const void *y_src;            /* train y on the backend (borrowed on host backends) */
+    void *y_src_owned;
+    int64_t *order_dev;           /* [n_train] */
+    struct kiln_step_vars *vars_dev, *vars_host; /* [steps_per_epoch] */
+    struct kiln_step_ctl *ctl_dev, ctl_host;
+    void *graph_full, *graph_tail; /* captured steps: a full batch, the epoch's last */
+    int64_t graph_tail_rows;
+    bool no_graphs;               /* a capture failed once: run the ops directly */
+    bool streaming;               /* X did not fit: batches go up from host memory */
+    void *stage_host, *stage_dev; /* streaming: one batch of raw rows */
+    int64_t *ident_dev;           /* streaming: 0..batch-1 */
 };
+
+/* Default host read-back interval of the device step: rare enough that the
+ * device runs ahead, often enough for a live progress line. */
+#define DEVICE_SYNC_EVERY 50
 
 static enum kiln_optim_kind optim_kind(enum kiln_config_optim o)
 {
@@ -114,6 +136,89 @@ static enum kiln_status trainer_check_shapes(const struct kiln_model *m,
     return KILN_OK;
 }
 
+
+/* The share of free device memory the training set may take: the device
+ * spec's share=F, else KILN_DEVICE_DATA_SHARE, else 0.8 (room for the
+ * model, cuBLAS and the step's buffers). */
+static double trainer_data_share(void)
+{
+    const char *env = getenv("KILN_DEVICE_DATA_SHARE");
+    char *end = NULL;
+    double f = env ? strtod(env, &end) : 0.0;
+    return env && end != env && !*end && f > 0.0 && f <= 1.0 ? f : 0.8;
+}
+
+static void trainer_free_device(struct kiln_trainer *t)
+{
+    struct kiln_backend *be = t->be;
+    void *bufs[] = {t->y_src_owned, t->order_dev, t->vars_dev, t->ctl_dev, t->stage_dev,
+                    t->ident_dev};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->iface->free(be->ctx, bufs[i]);
+    if (be->iface->graph_free) {
+        be->iface->graph_free(be->ctx, t->graph_full);
+        be->iface->graph_free(be->ctx, t->graph_tail);
+    }
+    t->graph_full = t->graph_tail = NULL;
+    t->y_src_owned = t->order_dev = NULL;
+    t->vars_dev = NULL;
+    t->ctl_dev = NULL;
+    t->stage_dev = NULL;
+    t->ident_dev = NULL;
+    free(t->vars_host);
+    free(t->stage_host);
+    t->vars_host = NULL;
+    t->stage_host = NULL;
+}
+
+/* Plans the device step's buffers once: labels, the epoch's order and step
+ * values, the control block (and the streaming stage). */
+static enum kiln_status trainer_plan_device(struct kiln_trainer *t)
+{
+    struct kiln_backend *be = t->be;
+    const struct kiln_split *sp = t->train;
+    int64_t bs = t->cfg->train.batch_size;
+    int64_t steps = (t->n_train + bs - 1) / bs;
+    size_t y_bytes = (size_t)(sp->n * sp->y_dim) * kiln_dtype_size(sp->y_dtype);
+    enum kiln_status st = KILN_OK;
+    const struct kiln_ops *ops = be->iface->ops;
+    if (!ops->step_begin || !ops->step_check || !ops->dropout_keyed)
+        return kiln_errorf(KILN_ERR_INTERNAL, "backend %s lacks the device step's ops",
+                           be->iface->name);
+    if (be->iface->host_memory) {
+        t->y_src = sp->y;
+    } else {
+        t->y_src_owned = be->iface->alloc(be->ctx, y_bytes);
+        if (!t->y_src_owned) return kiln_error_context(KILN_ERR_NOMEM, "trainer: the labels");
+        st = be->iface->upload(be->ctx, t->y_src_owned, sp->y, y_bytes);
+        if (st != KILN_OK) return st;
+        t->y_src = t->y_src_owned;
+    }
+    t->order_dev = be->iface->alloc(be->ctx, (size_t)(t->n_train > 0 ? t->n_train : 1) *
+                                                 sizeof(int64_t));
+    t->vars_dev = be->iface->alloc(be->ctx, (size_t)steps * sizeof(struct kiln_step_vars));
+    t->ctl_dev = be->iface->alloc(be->ctx, sizeof(struct kiln_step_ctl));
+    t->vars_host = calloc((size_t)steps, sizeof(struct kiln_step_vars));
+    if (!t->order_dev || !t->vars_dev || !t->ctl_dev)
+        return kiln_error_context(KILN_ERR_NOMEM, "trainer: the step's buffers");
+    if (!t->vars_host) return kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+    if (t->streaming) {
+        size_t row = (size_t)sp->feat_size * kiln_dtype_size(sp->x_dtype);
+        t->stage_host = malloc((size_t)bs * row);
+        t->stage_dev = be->iface->alloc(be->ctx, (size_t)bs * row);
+        t->ident_dev = be->iface->alloc(be->ctx, (size_t)bs * sizeof(int64_t));
+        int64_t *ident = malloc((size_t)bs * sizeof(int64_t));
+        if (!t->stage_host || !ident || !t->stage_dev || !t->ident_dev) {
+            free(ident);
+            return kiln_error_context(KILN_ERR_NOMEM, "trainer: the streaming stage");
+        }
+        for (int64_t i = 0; i < bs; i++) ident[i] = i;
+        st = be->iface->upload(be->ctx, t->ident_dev, ident, (size_t)bs * sizeof(int64_t));
+        free(ident);
+    }
+    return st;
+}
+
 enum kiln_status kiln_trainer_create(const struct kiln_config *cfg, const struct kiln_dataset *ds,
                                      struct kiln_backend *be, struct kiln_trainer **out)
 {
@@ -181,20 +286,35 @@ enum kiln_status kiln_trainer_create(const struct kiln_config *cfg, const struct
         if (st != KILN_OK) goto cleanup;
     }
 
-    /* The training X on the backend: borrowed in place on host memory. */
+    /* The training X on the backend: borrowed in place on host memory;
+     * on a device when it fits in the configured share of free memory,
+     * else streamed a batch at a time from host memory. */
     size_t x_bytes = (size_t)(train->n * train->feat_size) * kiln_dtype_size(train->x_dtype);
+    t->device_path = !be->iface->host_memory;
+    t->sync_every = DEVICE_SYNC_EVERY;
     if (be->iface->host_memory) {
         t->x_src = train->X;
     } else {
-        t->x_src_owned = be->iface->alloc(be->ctx, x_bytes);
-        if (!t->x_src_owned) {
-            st = kiln_errorf(KILN_ERR_NOMEM, "trainer: the dataset (%zu bytes) does not fit on %s",
-                             x_bytes, be->iface->name);
-            goto cleanup;
+        size_t free_b = 0, total_b = 0;
+        double share = be->data_share > 0 ? be->data_share : trainer_data_share();
+        if (be->iface->mem_info && be->iface->mem_info(be->ctx, &free_b, &total_b) == KILN_OK &&
+            (double)x_bytes > share * (double)free_b) {
+            t->streaming = true;
+            kiln_log(KILN_LOG_INFO,
+                     "the training set (%.1f MiB) is over %.0f%% of free device memory (%.1f "
+                     "MiB): batches stream from host memory",
+                     x_bytes / 1048576.0, share * 100.0, free_b / 1048576.0);
+        } else {
+            t->x_src_owned = be->iface->alloc(be->ctx, x_bytes);
+            if (!t->x_src_owned) {
+                st = kiln_error_context(KILN_ERR_NOMEM, "trainer: the training set (%.1f MiB)",
+                                        x_bytes / 1048576.0);
+                goto cleanup;
+            }
+            st = be->iface->upload(be->ctx, t->x_src_owned, train->X, x_bytes);
+            if (st != KILN_OK) goto cleanup;
+            t->x_src = t->x_src_owned;
         }
-        st = be->iface->upload(be->ctx, t->x_src_owned, train->X, x_bytes);
-        if (st != KILN_OK) goto cleanup;
-        t->x_src = t->x_src_owned;
     }
     t->idx_dev = be->iface->alloc(be->ctx, (size_t)tc->batch_size * sizeof(int64_t));
     if (!be->iface->host_memory) {
@@ -218,7 +338,11 @@ enum kiln_status kiln_trainer_create(const struct kiln_config *cfg, const struct
         free(zeros);
         if (st != KILN_OK) goto cleanup;
     }
-    if (!t->idx_dev) st = kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
+    if (!t->idx_dev) {
+        st = kiln_error_context(KILN_ERR_NOMEM, "trainer");
+        goto cleanup;
+    }
+    if (t->device_path) st = trainer_plan_device(t);
 cleanup:
     if (st != KILN_OK) {
         kiln_trainer_free(t);
@@ -232,6 +356,7 @@ void kiln_trainer_free(struct kiln_trainer *t)
 {
     if (!t) return;
     struct kiln_backend *be = t->be;
+    trainer_free_device(t);
     if (t->idx_dev) be->iface->free(be->ctx, t->idx_dev);
     if (t->optim_state) be->iface->free(be->ctx, t->optim_state);
     if (t->x_src_owned) be->iface->free(be->ctx, t->x_src_owned);
@@ -391,6 +516,237 @@ static enum kiln_status train_step(struct kiln_trainer *t, const int64_t *rows, 
     return KILN_OK;
 }
 
+
+/* --- the device step ------------------------------------------------------------ */
+
+void nn_trainer_force_device_path(struct kiln_trainer *t, bool on, int sync_every)
+{
+    t->sync_every = sync_every > 0 ? sync_every : DEVICE_SYNC_EVERY;
+    if (on == t->device_path) return;
+    if (on) {
+        t->device_path = true;
+        if (trainer_plan_device(t) != KILN_OK) {
+            trainer_free_device(t);
+            t->device_path = false;
+        }
+    } else if (t->be->iface->host_memory) {
+        trainer_free_device(t);
+        t->device_path = false;
+    }
+}
+
+/* Streaming: the batch's raw rows (order[lo..lo+n)) from host memory to the
+ * device stage; the device gather then converts them. */
+static enum kiln_status device_stage(struct kiln_trainer *t, int64_t lo, int64_t n)
+{
+    const struct kiln_split *sp = t->train;
+    size_t row = (size_t)sp->feat_size * kiln_dtype_size(sp->x_dtype);
+    for (int64_t r = 0; r < n; r++)
+        memcpy((char *)t->stage_host + (size_t)r * row,
+               (const char *)sp->X + (size_t)t->order[lo + r] * row, row);
+    return t->be->iface->upload(t->be->ctx, t->stage_dev, t->stage_host, (size_t)n * row);
+}
+
+/* Queues one step's ops, reading nothing back: step values, gathers,
+ * forward, loss, backward and, with update, the guard, clipping and the
+ * optimizer. Every pointer is fixed for the run, so the sequence can be
+ * captured once and replayed. */
+static enum kiln_status device_step_ops(struct kiln_trainer *t, int64_t rows, bool update)
+{
+    struct kiln_model *m = t->model;
+    const struct kiln_ops *ops = m->ops;
+    const struct kiln_train_config *tc = &t->cfg->train;
+    const struct kiln_split *sp = t->train;
+    void *ctx = t->be->ctx;
+    bool u8 = sp->x_dtype == KILN_DTYPE_U8, classes = sp->y_dtype == KILN_DTYPE_I32;
+    const uint64_t *seed = &t->ctl_dev->now.dropout_seed;
+    const float *logits = NULL;
+    enum kiln_status st = ops->step_begin(ctx, t->ctl_dev, t->vars_dev, t->order_dev,
+                                          tc->batch_size, rows, t->idx_dev);
+    if (st == KILN_OK)
+        st = ops->gather_rows(ctx, t->streaming ? t->stage_dev : t->x_src,
+                              u8 ? KILN_ELEM_U8 : KILN_ELEM_F32, sp->feat_size,
+                              t->streaming ? t->ident_dev : t->idx_dev, rows,
+                              u8 ? KILN_U8_SCALE : 1.0f, m->x);
+    if (st == KILN_OK)
+        st = ops->gather_rows(ctx, t->y_src, classes ? KILN_ELEM_I32 : KILN_ELEM_F32, sp->y_dim,
+                              t->idx_dev, rows, 1.0f, m->labels);
+    if (st == KILN_OK) st = nn_forward_keyed(m, rows, true, 0, seed, &logits);
+    if (st == KILN_OK) st = nn_loss_rows(m, logits, rows, true);
+    if (st == KILN_OK) st = nn_backward_keyed(m, rows, 0, seed);
+    if (st != KILN_OK || !update) return st;
+    st = ops->step_check(ctx, t->ctl_dev, t->vars_dev, m->loss_rows, rows, m->grads, m->n_params,
+                         tc->clip_norm);
+    struct kiln_optim_step h = {
+        .kind = optim_kind(tc->optimizer),
+        .weight_decay = tc->weight_decay,
+        .momentum = tc->momentum,
+        .nesterov = tc->nesterov,
+        .beta1 = tc->beta1,
+        .beta2 = tc->beta2,
+        .eps = tc->eps,
+        .t = 1, /* unused: the step's values carry lr and the bias corrections */
+        .ctl = t->ctl_dev,
+    };
+    if (st == KILN_OK)
+        st = ops->optimizer_step(ctx, &h, m->params, m->grads, t->optim_state, m->n_params);
+    return st;
+}
+
+/* Runs one step: the captured graph for this batch size (captured on first
+ * use), or the ops directly where the backend cannot capture. */
+static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
+{
+    struct kiln_backend *be = t->be;
+    if (t->no_graphs || t->streaming || !be->iface->capture_begin)
+        return device_step_ops(t, rows, true);
+    bool full = rows == t->cfg->train.batch_size;
+    if (!full && t->graph_tail && t->graph_tail_rows != rows) {
+        be->iface->graph_free(be->ctx, t->graph_tail);
+        t->graph_tail = NULL;
+    }
+    void **g = full ? &t->graph_full : &t->graph_tail;
+    if (!*g) {
+        char why[512] = "";
+        enum kiln_status st = be->iface->capture_begin(be->ctx);
+        if (st == KILN_OK) {
+            /* Nothing runs while capturing: an op refused here (a call the
+             * capture does not allow) is retried below, outside a capture,
+             * where a real error shows again. The capture is always ended. */
+            st = device_step_ops(t, rows, true);
+            if (st != KILN_OK) snprintf(why, sizeof why, "%s", kiln_last_error());
+            void *graph = NULL;
+            enum kiln_status end = be->iface->capture_end(be->ctx, &graph);
+            if (st == KILN_OK) st = end;
+            if (st == KILN_OK) {
+                *g = graph;
+                if (!full) t->graph_tail_rows = rows;
+            } else {
+                be->iface->graph_free(be->ctx, graph);
+            }
+        }
+        if (st != KILN_OK) {
+            /* Slower, never wrong: the same ops, launched one by one. */
+            kiln_log(KILN_LOG_WARN, "capturing the training step failed (%s); running its ops "
+                                    "directly",
+                     why[0] ? why : kiln_last_error());
+            t->no_graphs = true;
+            return device_step_ops(t, rows, true);
+        }
+    }
+    return be->iface->graph_launch(be->ctx, *g);
+}
+
+/* The error for a step the device guard marked bad (s: its index in the
+ * epoch). A gradient's tensor is named by running the step again up to the
+ * backward pass: the weights have not moved since, so it is the same step. */
+static enum kiln_status device_step_error(struct kiln_trainer *t, int64_t epoch, int64_t s)
+{
+    const struct kiln_step_vars *v = &t->vars_host[s];
+    int64_t step = t->state.step;
+    if (v->bad == KILN_STEP_BAD_LOSS)
+        return kiln_errorf(KILN_ERR_NUMERIC,
+                           "the loss became %g at epoch %lld, step %lld (global step %lld); "
+                           "try a lower train.optimizer.lr or train.clip_norm",
+                           v->loss, (long long)epoch + 1, (long long)s + 1, (long long)step + 1);
+    struct kiln_backend *be = t->be;
+    struct kiln_model *m = t->model;
+    int64_t bs = t->cfg->train.batch_size, lo = s * bs;
+    int64_t n = lo + bs <= t->n_train ? bs : t->n_train - lo;
+    struct kiln_step_ctl ctl = {.cursor = s, .first_bad = s};
+    int64_t bad = 0;
+    const char *name = "?";
+    enum kiln_status st = be->iface->upload(be->ctx, t->ctl_dev, &ctl, sizeof ctl);
+    if (st == KILN_OK && t->streaming) st = device_stage(t, lo, n);
+    if (st == KILN_OK) st = device_step_ops(t, n, false);
+    if (st == KILN_OK) st = m->ops->count_nonfinite(be->ctx, m->grads, m->n_params, &bad);
+    if (st == KILN_OK) nonfinite_tensor(m, &name);
+    return kiln_errorf(KILN_ERR_NUMERIC,
+                       "the gradient of %s has %lld NaN/Inf values at epoch %lld, global step %lld",
+                       name, (long long)bad, (long long)epoch + 1, (long long)step + 1);
+}
+
+/* One epoch of device steps. The host computes every step's values ahead,
+ * queues the steps, and reads back losses and the guard every sync_every
+ * steps (reporting them through on_step in order, as the classic loop
+ * does). */
+static enum kiln_status device_epoch(struct kiln_trainer *t, int64_t epoch,
+                                     const struct kiln_train_callbacks *cb, double t0,
+                                     double *loss_sum)
+{
+    struct kiln_backend *be = t->be;
+    const struct kiln_train_config *tc = &t->cfg->train;
+    int64_t bs = tc->batch_size, steps = (t->n_train + bs - 1) / bs;
+    for (int64_t s = 0; s < steps; s++) {
+        int64_t step = t->state.step + s;
+        struct kiln_step_vars *v = &t->vars_host[s];
+        memset(v, 0, sizeof *v);
+        v->step = step;
+        v->dropout_seed = kiln_rng_hash(t->state.seed, SALT_DROPOUT + (uint64_t)step);
+        v->lr = (float)kiln_schedule_lr(tc, step, epoch, steps);
+        /* As the optimizer computes them from t = step + 1. */
+        v->bc1 = 1.0f - powf(tc->beta1, (float)(step + 1));
+        v->bc2_sqrt = sqrtf(1.0f - powf(tc->beta2, (float)(step + 1)));
+    }
+    t->ctl_host = (struct kiln_step_ctl){.cursor = 0, .first_bad = -1};
+    enum kiln_status st =
+        be->iface->upload(be->ctx, t->order_dev, t->order, (size_t)t->n_train * sizeof(int64_t));
+    if (st == KILN_OK)
+        st = be->iface->upload(be->ctx, t->vars_dev, t->vars_host,
+                               (size_t)steps * sizeof(struct kiln_step_vars));
+    if (st == KILN_OK)
+        st = be->iface->upload(be->ctx, t->ctl_dev, &t->ctl_host, sizeof t->ctl_host);
+    int64_t reported = 0;
+    for (int64_t s = 0; s < steps && st == KILN_OK; s++) {
+        int64_t lo = s * bs, n = lo + bs <= t->n_train ? bs : t->n_train - lo;
+        if (t->streaming) st = device_stage(t, lo, n);
+        if (st == KILN_OK) st = device_step_run(t, n);
+        if (st != KILN_OK || ((s + 1) % t->sync_every != 0 && s + 1 != steps)) continue;
+        /* Read back what ran: the losses and the guard's verdicts. */
+        st = be->iface->download(be->ctx, t->vars_host + reported, t->vars_dev + reported,
+                                 (size_t)(s + 1 - reported) * sizeof(struct kiln_step_vars));
+        for (int64_t i = reported; i <= s && st == KILN_OK; i++) {
+            if (t->vars_host[i].bad) return device_step_error(t, epoch, i);
+            *loss_sum += t->vars_host[i].loss;
+            t->state.step++;
+            if (cb && cb->on_step) {
+                double el = now_seconds() - t0;
+                int64_t done = i * bs + (i + 1 < steps ? bs : t->n_train - i * bs);
+                cb->on_step(cb->user, epoch + 1, i + 1, steps, t->vars_host[i].loss,
+                            el > 0 ? (double)done / el : 0.0);
+            }
+        }
+        reported = s + 1;
+    }
+    return st;
+}
+
+/* One line on device memory after a device run: the peak against what the
+ * run had to hold. */
+static void device_memory_report(const struct kiln_trainer *t)
+{
+    const struct kiln_backend *be = t->be;
+    if (be->iface->host_memory || !be->iface->mem_peak) return;
+    const struct kiln_split *sp = t->train;
+    const struct kiln_model *m = t->model;
+    double mib = 1048576.0;
+    double data = t->x_src_owned ? (double)(sp->n * sp->feat_size) * kiln_dtype_size(sp->x_dtype)
+                                 : 0.0;
+    data += (double)(sp->n * sp->y_dim) * kiln_dtype_size(sp->y_dtype);
+    double params = 2.0 * (double)m->n_params * sizeof(float); /* weights + gradients */
+    double optim = (double)t->optim_size * sizeof(float);
+    double acts = 0.0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].out) acts += (double)(m->max_batch * m->layers[i].out_size) * sizeof(float);
+    acts += (double)m->max_batch * (double)(m->in_size + 2 * m->max_width + m->out_size + 1) *
+            sizeof(float);
+    kiln_log(KILN_LOG_INFO,
+             "device memory: peak %.1f MiB allocated (dataset %.1f, parameters + gradients %.1f, "
+             "optimizer state %.1f, activations and step buffers %.1f MiB)",
+             (double)be->iface->mem_peak(be->ctx) / mib, data / mib, params / mib, optim / mib,
+             acts / mib);
+}
+
 enum kiln_status kiln_trainer_run(struct kiln_trainer *t, const struct kiln_train_callbacks *cb)
 {
     const struct kiln_train_config *tc = &t->cfg->train;
@@ -403,7 +759,11 @@ enum kiln_status kiln_trainer_run(struct kiln_trainer *t, const struct kiln_trai
         memcpy(t->order, t->train_rows, (size_t)t->n_train * sizeof(int64_t));
         shuffle_rows(t->order, t->n_train, t->state.seed, SALT_EPOCH + (uint64_t)epoch);
         double loss_sum = 0.0;
-        for (int64_t s = 0; s < steps_per_epoch; s++) {
+        if (t->device_path) {
+            st = device_epoch(t, epoch, cb, t0, &loss_sum);
+            if (st != KILN_OK) return st;
+        }
+        for (int64_t s = 0; s < steps_per_epoch && !t->device_path; s++) {
             int64_t lo = s * bs, n = lo + bs <= t->n_train ? bs : t->n_train - lo;
             double loss = 0.0;
             st = train_step(t, t->order + lo, n, epoch, s, &loss);
@@ -456,5 +816,6 @@ enum kiln_status kiln_trainer_run(struct kiln_trainer *t, const struct kiln_trai
             break;
         }
     }
+    device_memory_report(t);
     return KILN_OK;
 }

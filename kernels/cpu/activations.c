@@ -81,3 +81,9 @@ enum kiln_status cpu_dropout_backward(void *ctx, const float *dy, float *dx, int
     /* Same mask, same scale: backward is forward applied to dy. */
     return cpu_dropout_forward(ctx, dy, dx, n, p, seed, offset);
 }
+
+enum kiln_status cpu_dropout_keyed(void *ctx, const float *x, float *y, int64_t n, float p,
+                                   const uint64_t *seed, uint64_t offset)
+{
+    return cpu_dropout_forward(ctx, x, y, n, p, *seed, offset);
+}

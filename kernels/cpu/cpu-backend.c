@@ -1,7 +1,9 @@
 /* kernels/cpu/cpu-backend.c: the CPU backend's memory functions and op table. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 
@@ -11,8 +13,30 @@ static void *cpu_alloc(void *ctx, size_t bytes)
 {
     (void)ctx;
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, rounded ? rounded : 64);
+    void *p = rounded >= bytes ? aligned_alloc(64, rounded ? rounded : 64) : NULL;
+    if (!p)
+        kiln_errorf(KILN_ERR_NOMEM, "cpu: out of memory allocating %zu bytes", bytes);
+    return p;
 }
+
+static enum kiln_status cpu_timer_start(void *ctx)
+{
+    struct cpu_ctx *c = ctx;
+    clock_gettime(CLOCK_MONOTONIC, &c->timer_start);
+    return KILN_OK;
+}
+
+static enum kiln_status cpu_timer_stop(void *ctx, double *ms)
+{
+    const struct cpu_ctx *c = ctx;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    *ms = (double)(now.tv_sec - c->timer_start.tv_sec) * 1e3 +
+          (double)(now.tv_nsec - c->timer_start.tv_nsec) * 1e-6;
+    return KILN_OK;
+}
+
+static const struct kiln_timer_i cpu_timer = {.start = cpu_timer_start, .stop = cpu_timer_stop};
 
 static void cpu_free(void *ctx, void *ptr)
 {
@@ -53,6 +77,10 @@ static const struct kiln_ops cpu_ops = {
     .scale = cpu_scale,
     .optimizer_step = cpu_optimizer_step,
     .gather_rows = cpu_gather_rows,
+    .dropout_keyed = cpu_dropout_keyed,
+    .step_begin = cpu_step_begin,
+    .step_check = cpu_step_check,
+    .confusion = cpu_confusion,
 };
 
 static const struct kiln_backend_i cpu_iface = {
@@ -65,6 +93,8 @@ static const struct kiln_backend_i cpu_iface = {
     .sync = cpu_sync,
     .destroy = cpu_destroy,
     .ops = &cpu_ops,
+    .copy = cpu_copy,
+    .timer = &cpu_timer,
 };
 
 enum kiln_status kiln_cpu_backend_create(int threads, struct kiln_backend **out)

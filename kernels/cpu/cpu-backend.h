@@ -2,10 +2,13 @@
 #ifndef KILN_CPU_BACKEND_H
 #define KILN_CPU_BACKEND_H
 
+#include <time.h>
+
 #include "kernels.h"
 
 struct cpu_ctx {
     int threads;
+    struct timespec timer_start; /* benchmarks (kiln_timer_i) */
 };
 
 /* Below this many elements an op runs on one thread: waking the team costs
@@ -48,5 +51,15 @@ enum kiln_status cpu_optimizer_step(void *ctx, const struct kiln_optim_step *h, 
 enum kiln_status cpu_gather_rows(void *ctx, const void *src, enum kiln_elem elem,
                                  int64_t row_size, const int64_t *idx, int64_t rows, float scale,
                                  float *dst);
+enum kiln_status cpu_dropout_keyed(void *ctx, const float *x, float *y, int64_t n, float p,
+                                   const uint64_t *seed, uint64_t offset);
+enum kiln_status cpu_step_begin(void *ctx, struct kiln_step_ctl *ctl,
+                                const struct kiln_step_vars *vars, const int64_t *order,
+                                int64_t batch, int64_t rows, int64_t *idx);
+enum kiln_status cpu_step_check(void *ctx, struct kiln_step_ctl *ctl, struct kiln_step_vars *vars,
+                                const float *loss_rows, int64_t rows, float *grads, int64_t n,
+                                float clip_norm);
+enum kiln_status cpu_confusion(void *ctx, const float *logits, const int32_t *labels, int64_t rows,
+                               int64_t cols, int64_t *counts);
 
 #endif

@@ -93,7 +93,7 @@ struct kiln_train_config {
     enum kiln_metric_mode early_stopping_mode;
     int64_t checkpoint_every;    /* epochs; 0 = only the final model */
     float clip_norm;             /* 0 = off */
-    char device[32];             /* cpu (cuda and auto arrive with the CUDA backend) */
+    char device[64];             /* cpu, cuda, cuda:N, auto; the CLI may add ",gemm=..,math=.." */
     int64_t threads;             /* 0 = every core */
 };
 

@@ -1,0 +1,86 @@
+/* tests/kernel-ref.h: float64 references of the ops, shared by the CPU op
+ * tests (test_kernels.c) and the backend parity harness (test_parity.c). */
+#ifndef KILN_TEST_KERNEL_REF_H
+#define KILN_TEST_KERNEL_REF_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* torch.nn semantics, NaN propagating (torch.relu(nan) is nan). */
+static inline double ref_act(enum kiln_act act, double p, double x)
+{
+    switch (act) {
+    case KILN_ACT_RELU: return x < 0.0 ? 0.0 : x;
+    case KILN_ACT_LEAKY_RELU: return x < 0.0 ? p * x : x;
+    case KILN_ACT_TANH: return tanh(x);
+    case KILN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case KILN_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case KILN_ACT_NONE: break;
+    }
+    return x;
+}
+
+/* dy * act'(x), as torch's backward computes it (relu selects: a gradient
+ * where the output is 0 is dropped, even an infinite one). */
+static inline double ref_act_grad(enum kiln_act act, double p, double x, double dy)
+{
+    switch (act) {
+    case KILN_ACT_RELU: return x > 0.0 ? dy : 0.0;
+    case KILN_ACT_LEAKY_RELU: return x > 0.0 ? dy : dy * p;
+    case KILN_ACT_TANH: {
+        double t = tanh(x);
+        return dy * (1.0 - t * t);
+    }
+    case KILN_ACT_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-x));
+        return dy * s * (1.0 - s);
+    }
+    case KILN_ACT_GELU: {
+        double cdf = 0.5 * (1.0 + erf(x / sqrt(2.0)));
+        double pdf = exp(-0.5 * x * x) / sqrt(2.0 * 3.14159265358979323846);
+        return dy * (cdf + x * pdf);
+    }
+    case KILN_ACT_NONE: break;
+    }
+    return dy;
+}
+
+static inline void ref_softmax_row(const float *x, double *y, int64_t cols)
+{
+    double mx = -INFINITY;
+    for (int64_t c = 0; c < cols; c++)
+        if (x[c] > mx) mx = x[c];
+    double sum = 0.0;
+    for (int64_t c = 0; c < cols; c++) {
+        y[c] = exp((double)x[c] - mx);
+        sum += y[c];
+    }
+    for (int64_t c = 0; c < cols; c++) y[c] /= sum;
+}
+
+/* Loss and gradient of one row of softmax cross-entropy with label smoothing s
+ * (torch.nn.CrossEntropyLoss(label_smoothing=s)). */
+static inline double ref_xent_row(const float *z, int32_t y, int64_t cols, double s, double gscale,
+                           double *d, double *loss_scale)
+{
+    double mx = -INFINITY;
+    for (int64_t c = 0; c < cols; c++)
+        if (z[c] > mx) mx = z[c];
+    double sum = 0.0;
+    for (int64_t c = 0; c < cols; c++) sum += exp((double)z[c] - mx);
+    double lse = mx + log(sum), loss = 0.0, mag = fabs(lse);
+    for (int64_t c = 0; c < cols; c++) {
+        double t = s / (double)cols + (c == y ? 1.0 - s : 0.0);
+        if (t != 0.0) {
+            loss -= t * ((double)z[c] - lse);
+            mag += fabs(t * z[c]);
+        }
+        if (d) d[c] = gscale * (exp((double)z[c] - mx) / sum - t);
+    }
+    *loss_scale = mag;
+    return loss;
+}
+
+#endif
