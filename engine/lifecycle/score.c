@@ -1,7 +1,8 @@
 /* engine/lifecycle/score.c: kiln score: reader thread -> model (caller's
  * thread) -> writer thread over a ring of chunk buffers, with a durable
  * progress record after every chunk so that a killed run resumes where its
- * last fully written chunk ended (kiln/score.h). */
+ * last fully written chunk ended, whatever the input and output formats
+ * (kiln/score.h). */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,7 +22,9 @@
 
 /* --- progress record --------------------------------------------------------------
  * A few "key value" lines, replaced atomically after the rows they count
- * are durable in the temp file; the input is known by path, size and mtime. */
+ * are durable in the temp file; the input is known by path, size and mtime.
+ * For a CSV output the record also holds the byte offset where those rows
+ * end, since text cannot be cut back by a row count. */
 struct score_identity {
     char input[4096];
     long long size, mtime_s, mtime_ns;
@@ -44,18 +48,19 @@ static enum kiln_status score_identity_make(const char *input, const char *model
 /* sync: fsync the record and its folder (fs_publish); otherwise a plain
  * rename, which a process crash cannot tear but a power loss might reorder
  * before the data it counts (progress_read's caller then finds the partial
- * file short and says so). */
+ * file short and says so). bytes < 0: not recorded (HDF5 output). */
 static enum kiln_status progress_write(const char *path, const struct score_identity *id,
-                                       int64_t rows, bool sync)
+                                       int64_t rows, int64_t bytes, bool sync)
 {
     char tmp[4300];
     enum kiln_status st = fs_temp_path(path, tmp, sizeof tmp);
     if (st != KILN_OK) return st;
     FILE *f = fopen(tmp, "w");
     if (!f) return kiln_errorf(KILN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    fprintf(f, "kiln_score_progress 1\nrows %" PRId64 "\ninput_size %lld\ninput_mtime %lld.%09lld\n"
-            "model_sha256 %s\ninput %s\n", rows, id->size, id->mtime_s, id->mtime_ns,
-            id->model_sha256, id->input);
+    fprintf(f, "kiln_score_progress 1\nrows %" PRId64 "\n", rows);
+    if (bytes >= 0) fprintf(f, "output_bytes %" PRId64 "\n", bytes);
+    fprintf(f, "input_size %lld\ninput_mtime %lld.%09lld\nmodel_sha256 %s\ninput %s\n",
+            id->size, id->mtime_s, id->mtime_ns, id->model_sha256, id->input);
     if (fclose(f) != 0) {
         unlink(tmp);
         return kiln_errorf(KILN_ERR_IO, "%s: write failed (disk full?)", path);
@@ -69,19 +74,20 @@ static enum kiln_status progress_write(const char *path, const struct score_iden
 }
 
 /* *rows = -1 when there is no record; KILN_ERR_USAGE when it is for another
- * input or model. */
+ * input or model. *bytes = -1 when the record holds no byte offset. */
 static enum kiln_status progress_read(const char *path, const struct score_identity *id,
-                                      int64_t *rows)
+                                      int64_t *rows, int64_t *bytes)
 {
-    *rows = -1;
+    *rows = *bytes = -1;
     FILE *f = fopen(path, "r");
     if (!f) return KILN_OK;
     struct score_identity got = {0};
-    long long n = -1;
+    long long n = -1, b = -1;
     char line[4200];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
         if (!strncmp(line, "rows ", 5)) n = strtoll(line + 5, NULL, 10);
+        else if (!strncmp(line, "output_bytes ", 13)) b = strtoll(line + 13, NULL, 10);
         else if (!strncmp(line, "input_size ", 11)) got.size = strtoll(line + 11, NULL, 10);
         else if (!strncmp(line, "input_mtime ", 12))
             sscanf(line + 12, "%lld.%lld", &got.mtime_s, &got.mtime_ns);
@@ -102,6 +108,7 @@ static enum kiln_status progress_read(const char *path, const struct score_ident
                            "run without --resume to start over", path, got.model_sha256,
                            id->model_sha256);
     *rows = n;
+    *bytes = b;
     return KILN_OK;
 }
 
@@ -120,7 +127,11 @@ struct score_slot {
 struct score_pipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_mutex_t io;          /* one HDF5 call at a time (the library may not be threadsafe) */
+    /* One HDF5 call at a time: Debian's libhdf5 is not built threadsafe.
+     * Taken only when both the input and the output are HDF5, so that a
+     * CSV stage (parsing, formatting: the slow ones) never blocks the other. */
+    pthread_mutex_t io;
+    bool io_lock;
     struct score_slot slot[KILN_SCORE_RING];
     int64_t read_chunks;         /* -1 until the reader reached the end */
     int64_t computed_chunks;     /* -1 until the model thread finished */
@@ -130,13 +141,17 @@ struct score_pipe {
     /* reader */
     struct kiln_rows_reader *r;
     int64_t batch, first_row;
+    double read_s;
     /* writer */
     struct kiln_pred_writer *w;
-    const char *progress_path;   /* NULL: not resumable */
+    const char *progress_path;
+    const char *tmp_path;
+    bool csv_out;                /* record the byte offset of each durable chunk */
     const struct score_identity *id;
     int64_t rows_done, rows_total;
     struct timespec t0;
     double synced;               /* seconds at the last fsync */
+    double write_s;
     const struct kiln_score_job *job;
 };
 
@@ -189,9 +204,12 @@ static void *score_reader(void *arg)
         if (!pipe_wait(p, c, SLOT_FREE, &never)) break;
         struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
         int64_t got = 0;
-        pthread_mutex_lock(&p->io);
+        if (p->io_lock) pthread_mutex_lock(&p->io);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         enum kiln_status st = kiln_rows_read(p->r, p->batch, s->x, &got);
-        pthread_mutex_unlock(&p->io);
+        p->read_s += seconds_since(&t0);
+        if (p->io_lock) pthread_mutex_unlock(&p->io);
         if (st != KILN_OK) {
             pipe_fail(p, st);
             break;
@@ -212,24 +230,38 @@ static void *score_reader(void *arg)
     return NULL;
 }
 
+/* The size of the flushed temp file: where the rows written so far end. */
+static enum kiln_status score_output_bytes(const char *tmp, int64_t *bytes)
+{
+    struct stat sb;
+    if (stat(tmp, &sb) != 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    *bytes = (int64_t)sb.st_size;
+    return KILN_OK;
+}
+
 static void *score_writer(void *arg)
 {
     struct score_pipe *p = arg;
     for (int64_t c = 0;; c++) {
         if (!pipe_wait(p, c, SLOT_DONE, &p->computed_chunks)) break;
         struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         /* The data reaches the file before the record that counts it:
          * after every chunk for a process crash, fsynced every
          * SCORE_SYNC_SECONDS against a power loss. */
         double now = seconds_since(&p->t0);
         bool sync = now - p->synced >= SCORE_SYNC_SECONDS;
-        pthread_mutex_lock(&p->io);
+        int64_t bytes = -1;
+        if (p->io_lock) pthread_mutex_lock(&p->io);
         enum kiln_status st = kiln_pred_writer_write(p->w, s->y, s->rows);
-        if (st == KILN_OK && p->progress_path) st = kiln_pred_writer_flush(p->w, sync);
-        pthread_mutex_unlock(&p->io);
-        if (st == KILN_OK && p->progress_path)
-            st = progress_write(p->progress_path, p->id, s->first + s->rows, sync);
+        if (st == KILN_OK) st = kiln_pred_writer_flush(p->w, sync);
+        if (p->io_lock) pthread_mutex_unlock(&p->io);
+        if (st == KILN_OK && p->csv_out) st = score_output_bytes(p->tmp_path, &bytes);
+        if (st == KILN_OK)
+            st = progress_write(p->progress_path, p->id, s->first + s->rows, bytes, sync);
         if (sync) p->synced = now;
+        p->write_s += seconds_since(&t0);
         if (st != KILN_OK) {
             pipe_fail(p, st);
             break;
@@ -242,15 +274,19 @@ static void *score_writer(void *arg)
     return NULL;
 }
 
-/* Runs the model over the chunks as the reader fills them. */
-static void score_compute(struct score_pipe *p, struct infer_model *im,
-                                      const char *input)
+/* Runs the model over the chunks as the reader fills them; returns the
+ * seconds spent in the model. */
+static double score_compute(struct score_pipe *p, struct infer_model *im, const char *input)
 {
     int64_t c = 0;
+    double busy = 0;
     for (;; c++) {
         if (!pipe_wait(p, c, SLOT_READ, &p->read_chunks)) break;
         struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         enum kiln_status st = infer_model_run(im, input, s->first, s->x, s->rows, s->y);
+        busy += seconds_since(&t0);
         if (st != KILN_OK) {
             pipe_fail(p, st);
             break;
@@ -261,12 +297,48 @@ static void score_compute(struct score_pipe *p, struct infer_model *im,
     p->computed_chunks = c;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    return busy;
 }
 
-static bool path_is_h5(const char *path)
+static bool has_ext(const char *path, const char *ext)
 {
-    size_t n = strlen(path);
-    return (n > 3 && !strcmp(path + n - 3, ".h5")) || (n > 5 && !strcmp(path + n - 5, ".hdf5"));
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcasecmp(path + n - e, ext) == 0;
+}
+
+/* Moves r past its first n rows: a seek for HDF5; a CSV has no row index,
+ * so its rows are read (into buf, batch rows at a time) and dropped. */
+static enum kiln_status score_skip_rows(struct kiln_rows_reader *r, const char *input, int64_t n,
+                                        float *buf, int64_t batch)
+{
+    if (kiln_rows_count(r) >= 0) return kiln_rows_skip(r, n);
+    for (int64_t left = n; left > 0;) {
+        int64_t got = 0;
+        enum kiln_status st = kiln_rows_read(r, left < batch ? left : batch, buf, &got);
+        if (st != KILN_OK) return st;
+        if (got == 0)
+            return kiln_errorf(KILN_ERR_FORMAT, "%s: has %" PRId64 " rows, the interrupted run "
+                               "wrote %" PRId64 "; run without --resume to start over", input,
+                               n - left, n);
+        left -= got;
+    }
+    return KILN_OK;
+}
+
+/* Cuts a CSV partial file back to the end of its last recorded row. */
+static enum kiln_status score_cut_csv(const char *tmp, int64_t bytes)
+{
+    struct stat sb;
+    if (bytes < 0) return kiln_errorf(KILN_ERR_FORMAT, "%s.progress: no 'output_bytes' line", tmp);
+    if (stat(tmp, &sb) != 0) return kiln_errorf(KILN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if ((int64_t)sb.st_size < bytes)
+        return kiln_errorf(KILN_ERR_FORMAT, "%s: %lld bytes, shorter than the %" PRId64 " its "
+                           "progress record counts (lost in a power failure?); run without "
+                           "--resume to start over", tmp, (long long)sb.st_size, bytes);
+    if (truncate(tmp, (off_t)bytes) != 0)
+        return kiln_errorf(KILN_ERR_IO, "%s: cannot cut back to %" PRId64 " bytes: %s", tmp, bytes,
+                           strerror(errno));
+    return KILN_OK;
 }
 
 enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_result *out)
@@ -281,10 +353,16 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
     bool sync_made = false, reader_up = false, writer_up = false;
     char tmp[4200], progress[4200];
     const char *model = job->model, *name = job->model_name;
-    int64_t version = job->model_version, batch = job->batch;
+    int64_t version = job->model_version, batch = job->batch, done = -1, done_bytes = -1;
     size_t n = strlen(model);
     enum kiln_status st = KILN_OK;
     clock_gettime(CLOCK_MONOTONIC, &p.t0);
+    if (!has_ext(job->output, ".h5") && !has_ext(job->output, ".hdf5") &&
+        !has_ext(job->output, ".csv")) {
+        st = kiln_errorf(KILN_ERR_USAGE, "%s: predictions go to a .h5, .hdf5 or .csv file",
+                         job->output);
+        goto cleanup;
+    }
     if (n > 5 && !strcmp(model + n - 5, ".kiln")) {
         st = kiln_package_open(model, NULL, false, &pkg);
         if (st != KILN_OK) goto cleanup;
@@ -292,12 +370,6 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
         name = pkg->name;
         version = pkg->version;
         snprintf(out->package_sha256, sizeof out->package_sha256, "%s", pkg->sha256);
-    }
-    bool resumable = path_is_h5(job->input) && path_is_h5(job->output);
-    if (job->resume && !resumable) {
-        st = kiln_errorf(KILN_ERR_USAGE, "%s -> %s: --resume needs an HDF5 input and an HDF5 "
-                         "output (CSV is not resumable)", job->input, job->output);
-        goto cleanup;
     }
     st = kiln_rows_open(job->input, job->input_array, job->drop_column, &r);
     if (st != KILN_OK) goto cleanup;
@@ -309,42 +381,16 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
         batch = batch < KILN_SCORE_MIN_BATCH ? KILN_SCORE_MIN_BATCH
                 : batch > KILN_SCORE_MAX_BATCH ? KILN_SCORE_MAX_BATCH : batch;
     }
-    st = infer_model_open(&im, model, "cpu", job->threads, batch);
+    st = infer_model_open(&im, model, job->device ? job->device : "cpu", job->threads, batch);
     if (st == KILN_OK) st = infer_check_rows(&im, r, job->input);
     if (st != KILN_OK) goto cleanup;
+    snprintf(out->model_sha256, sizeof out->model_sha256, "%s", im.meta.file_sha256);
+    snprintf(out->model_name, sizeof out->model_name, "%s", name ? name : "");
+    out->model_version = version;
     struct kiln_pred_meta pm = infer_pred_meta(&im);
     pm.model_name = name;
     pm.model_version = version;
     pm.package_sha256 = pkg ? pkg->sha256 : NULL;
-    if (resumable) {
-        int64_t done = -1;
-        snprintf(tmp, sizeof tmp, "%s.partial", job->output);
-        snprintf(progress, sizeof progress, "%s.progress", job->output);
-        st = score_identity_make(job->input, im.meta.file_sha256, &id);
-        if (st == KILN_OK && job->resume) st = progress_read(progress, &id, &done);
-        if (st != KILN_OK) goto cleanup;
-        if (done >= 0 && access(tmp, F_OK) != 0) done = -1;
-        if (done > kiln_rows_count(r)) {
-            st = kiln_errorf(KILN_ERR_FORMAT, "%s: records %" PRId64 " rows, the input has %"
-                             PRId64, progress, done, kiln_rows_count(r));
-            goto cleanup;
-        }
-        if (done < 0) unlink(progress);
-        st = kiln_pred_writer_open_resumable(job->output, tmp, done, &pm, &p.w);
-        if (st == KILN_OK && done > 0) st = kiln_rows_skip(r, done);
-        if (st == KILN_OK && done < 0) st = progress_write(progress, &id, 0, true);
-        if (st != KILN_OK) goto cleanup;
-        p.progress_path = progress;
-        p.id = &id;
-        out->resumed_from = p.first_row = done > 0 ? done : 0;
-    } else {
-        st = kiln_pred_writer_open(job->output, &pm, &p.w);
-        if (st != KILN_OK) goto cleanup;
-    }
-    p.r = r;
-    p.batch = batch;
-    p.rows_done = p.first_row;
-    p.rows_total = kiln_rows_count(r);
     for (int i = 0; i < KILN_SCORE_RING; i++) {
         p.slot[i].x = malloc((size_t)(batch * im.raw) * sizeof(float));
         p.slot[i].y = malloc((size_t)(batch * im.k) * sizeof(float));
@@ -354,6 +400,37 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
             goto cleanup;
         }
     }
+    snprintf(tmp, sizeof tmp, "%s.partial", job->output);
+    snprintf(progress, sizeof progress, "%s.progress", job->output);
+    p.csv_out = has_ext(job->output, ".csv");
+    st = score_identity_make(job->input, im.meta.file_sha256, &id);
+    if (st == KILN_OK && job->resume) st = progress_read(progress, &id, &done, &done_bytes);
+    if (st != KILN_OK) goto cleanup;
+    if (done >= 0 && access(tmp, F_OK) != 0) done = -1;
+    if (done >= 0 && kiln_rows_count(r) >= 0 && done > kiln_rows_count(r)) {
+        st = kiln_errorf(KILN_ERR_FORMAT, "%s: records %" PRId64 " rows, the input has %"
+                         PRId64, progress, done, kiln_rows_count(r));
+        goto cleanup;
+    }
+    if (done < 0) unlink(progress);
+    if (done >= 0 && p.csv_out) st = score_cut_csv(tmp, done_bytes);
+    if (st == KILN_OK) st = kiln_pred_writer_open_resumable(job->output, tmp, done, &pm, &p.w);
+    if (st == KILN_OK && done > 0) st = score_skip_rows(r, job->input, done, p.slot[0].x, batch);
+    if (st == KILN_OK && done < 0) {
+        int64_t bytes = -1;
+        if (p.csv_out) st = score_output_bytes(tmp, &bytes);
+        if (st == KILN_OK) st = progress_write(progress, &id, 0, bytes, true);
+    }
+    if (st != KILN_OK) goto cleanup;
+    p.progress_path = progress;
+    p.tmp_path = tmp;
+    p.id = &id;
+    out->resumed_from = p.first_row = done > 0 ? done : 0;
+    p.r = r;
+    p.batch = batch;
+    p.io_lock = kiln_rows_count(r) >= 0 && !p.csv_out; /* a CSV input counts -1 rows */
+    p.rows_done = p.first_row;
+    p.rows_total = kiln_rows_count(r);
     if (pthread_mutex_init(&p.mu, NULL) != 0 || pthread_mutex_init(&p.io, NULL) != 0 ||
         pthread_cond_init(&p.cv, NULL) != 0) {
         st = kiln_errorf(KILN_ERR_NOMEM, "score: cannot make a mutex");
@@ -365,17 +442,19 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
     if (!writer_up) {
         pipe_fail(&p, kiln_errorf(KILN_ERR_NOMEM, "score: cannot start a thread"));
     } else {
-        score_compute(&p, &im, job->input);
+        out->compute_seconds = score_compute(&p, &im, job->input);
     }
 cleanup:
     if (reader_up) pthread_join(reader, NULL);
     if (writer_up) pthread_join(writer, NULL);
     if (st == KILN_OK && p.stop) st = kiln_errorf(p.err, "%s", p.msg);
     out->rows = p.rows_done;
+    out->read_seconds = p.read_s;
+    out->write_seconds = p.write_s;
     if (p.w) {
         enum kiln_status cst = kiln_pred_writer_close(p.w, st == KILN_OK);
         if (st == KILN_OK) st = cst;
-        if (st == KILN_OK && p.progress_path) unlink(p.progress_path);
+        if (st == KILN_OK) unlink(progress);
     }
     if (sync_made) {
         pthread_mutex_destroy(&p.mu);

@@ -86,8 +86,23 @@ static const char SCHEMA_V1[] =
     "  host TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,\n"
     "  prev_sha256 TEXT NOT NULL, sha256 TEXT NOT NULL);\n";
 
+/* Version 2: scoring jobs (kiln score inside a workspace). */
+static const char SCHEMA_V2[] =
+    "CREATE TABLE score_jobs(id INTEGER PRIMARY KEY, status TEXT NOT NULL\n"
+    "    CHECK(status IN ('running','finished','failed','interrupted')),\n"
+    "  model TEXT NOT NULL, model_version_id INTEGER REFERENCES model_versions(id),\n"
+    "  model_sha256 TEXT, package_sha256 TEXT, input TEXT NOT NULL, input_path TEXT NOT NULL,\n"
+    "  input_array TEXT, split TEXT, input_version_id INTEGER REFERENCES dataset_versions(id),\n"
+    "  output TEXT NOT NULL, output_sha256 TEXT, rows INTEGER,\n"
+    "  resumed_from INTEGER NOT NULL DEFAULT 0, device TEXT NOT NULL, threads INTEGER,\n"
+    "  batch INTEGER, seconds REAL, read_seconds REAL, compute_seconds REAL,\n"
+    "  write_seconds REAL, registered_version_id INTEGER REFERENCES dataset_versions(id),\n"
+    "  host TEXT NOT NULL, user TEXT NOT NULL, pid INTEGER NOT NULL, started TEXT NOT NULL,\n"
+    "  ended TEXT, error TEXT);\n"
+    "CREATE INDEX score_jobs_status ON score_jobs(status);\n";
+
 /* Migrations: MIGRATIONS[i] takes a database from version i to i + 1. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1};
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 _Static_assert(N_MIGRATIONS == KILN_STORE_SCHEMA_VERSION, "one migration per schema version");
 

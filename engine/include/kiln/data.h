@@ -210,11 +210,14 @@ enum kiln_status kiln_pred_writer_open(const char *path, const struct kiln_pred_
  * classifiers, which the writer argmaxes into pred). */
 enum kiln_status kiln_pred_writer_write(struct kiln_pred_writer *w, const float *outputs,
                                         int64_t rows);
-/* An HDF5 predictions writer whose temp file is tmp (a fixed name, so that
- * it survives a crash) and is kept when closed without commit. resume_rows
- * < 0 creates tmp anew (replacing one left over); >= 0 reopens tmp, checks
- * it was written for the same outputs and cuts it back to its first
- * resume_rows rows (KILN_ERR_FORMAT when it holds fewer or does not open). */
+/* A predictions writer whose temp file is tmp (a fixed name, so that it
+ * survives a crash) and is kept when closed without commit. resume_rows < 0
+ * creates tmp anew (replacing one left over); >= 0 reopens tmp to append
+ * after its first resume_rows rows: HDF5 is checked to be written for the
+ * same outputs and cut back to those rows (KILN_ERR_FORMAT when it holds
+ * fewer or does not open); a CSV tmp must already be cut by the caller to
+ * the byte where row resume_rows ends (KILN_ERR_FORMAT unless it ends a
+ * line). */
 enum kiln_status kiln_pred_writer_open_resumable(const char *path, const char *tmp,
                                                  int64_t resume_rows,
                                                  const struct kiln_pred_meta *meta,

@@ -26,7 +26,7 @@
 #include "kiln/status.h"
 
 #define KILN_STORE_DIR ".kiln"
-#define KILN_STORE_SCHEMA_VERSION 1
+#define KILN_STORE_SCHEMA_VERSION 2
 
 struct kiln_store;
 struct sqlite3;
