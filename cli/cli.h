@@ -16,6 +16,7 @@ enum kiln_status cmd_train(int argc, char **argv);
 enum kiln_status cmd_eval(int argc, char **argv);
 enum kiln_status cmd_predict(int argc, char **argv);
 enum kiln_status cmd_score(int argc, char **argv);
+enum kiln_status cmd_serve(int argc, char **argv);
 enum kiln_status cmd_config(int argc, char **argv);
 enum kiln_status cmd_version(int argc, char **argv);
 enum kiln_status cmd_init(int argc, char **argv);

@@ -17,6 +17,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a dataset split"},
     {"predict", cmd_predict, "run a model over HDF5 or CSV rows"},
     {"score", cmd_score, "batch-score a package or model over a large file (resumable)"},
+    {"serve", cmd_serve, "serve a package over HTTP (KServe v2 / Triton protocol, /metrics)"},
     {"config", cmd_config, "print the config reference or check a config"},
     {"init", cmd_init, "make a workspace (.kiln/) in the current folder"},
     {"runs", cmd_runs, "list, show, compare and export training runs"},

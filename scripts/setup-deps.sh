@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev
           zlib1g-dev libssl-dev libsqlite3-dev libjansson-dev libarchive-dev libmicrohttpd-dev
-          dataset-fashion-mnist)
+          libyajl-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   # hdf5-tools: h5dump for file checks; python3-venv: the interop venv;
   # sqlite3: tests tamper with the workspace database; curl: the server's
