@@ -17,9 +17,9 @@
 #
 # The bundle is xz-compressed and must stay under 64 MiB (what a GPU session
 # can carry). libcuda, libcudart and libcublas are not bundled: the GPU
-# machine's CUDA provides them (the prebuilt binaries need CUDA 13's
-# libcublas.so.13 and a driver for CUDA 13; otherwise gpu_check.sh's native
-# build is the path).
+# machine's CUDA provides them (the prebuilt binaries need a driver for CUDA
+# 13, and CUDA 13's libcublas.so.13, which kiln opens with dlopen when a
+# CUDA backend starts; otherwise gpu_check.sh's native build is the path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-90}
@@ -47,6 +47,14 @@ is_system() {
   esac
   return 1
 }
+# cuBLAS must stay out of every binary's link (~210 MB resident at every
+# start otherwise; kernels/cuda/gemm-cublas.cu loads it on first use).
+for bin in "$stage"/bin/* "$stage"/tests/*; do
+  if ldd "$bin" | grep -q 'libcublas'; then
+    echo "gpu_bundle: $bin links libcublas (it must be loaded with dlopen)" >&2
+    exit 1
+  fi
+done
 for bin in "$stage"/bin/* "$stage"/tests/*; do
   ldd "$bin" | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do

@@ -48,12 +48,26 @@ fi
 orig_ldp=${LD_LIBRARY_PATH:-}
 py() { LD_LIBRARY_PATH=$orig_ldp python3 "$@"; }
 export LD_LIBRARY_PATH=$W/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-# libcublas.so.13 comes from this machine's CUDA: add its folders in case
-# the loader is not configured for them (the toolkit's, then PyTorch's wheel).
+# libcublas.so.13 comes from this machine's CUDA: kiln opens it with dlopen
+# when a CUDA backend starts (it is not linked), and dlopen searches
+# LD_LIBRARY_PATH as read at process start. Add its folders in case the
+# loader is not configured for them (the toolkit's, then PyTorch's wheel).
+cublas_at=
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
          $(py -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cu13", "cublas")))' 2>/dev/null); do
-  [[ -e $d/libcublas.so.13 ]] && LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d
+  if [[ -e $d/libcublas.so.13 ]]; then
+    LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d
+    cublas_at=${cublas_at:-$d/libcublas.so.13}
+  fi
 done
+[[ -z $cublas_at ]] && cublas_at=$(ldconfig -p 2>/dev/null | awk '$1 == "libcublas.so.13" {print $NF; exit}')
+# `kiln version` runs without cuBLAS now, so the bundle check below no longer
+# shows a missing one: say it here, before the CUDA tests fail on it.
+if [[ -n $cublas_at ]]; then
+  row "cuBLAS found (dlopen libcublas.so.13)" PASS "$cublas_at"
+else
+  row "cuBLAS found (dlopen libcublas.so.13)" FAIL "not in the CUDA folders or ldconfig: gemm=cublas cannot start"
+fi
 KILN=$W/bin/kiln
 TESTS=$W/tests
 # The prebuilt binaries serve when they run and were built for this GPU's

@@ -130,7 +130,25 @@ enum kiln_status kiln_backend_open(const char *device, int threads, struct kiln_
                                "--device cpu or auto",
                                device);
         st = kiln_cuda_backend_create(ds.index, ds.gemm, ds.math, out);
-        if (st != KILN_OK) return kiln_error_context(st, "device '%s'", device);
+        if (st != KILN_OK && want_cuda) return kiln_error_context(st, "device '%s'", device);
+        if (st != KILN_OK) {
+            /* auto asked for the best device there is, not for a GPU: one
+             * that answers but cannot be used (cuBLAS missing, driver too
+             * old, out of memory) leaves the CPU. Said on stderr too, since
+             * not every caller prints `said`, and a silent CPU run on a GPU
+             * machine would look like a slow GPU. */
+            char why[384];
+            snprintf(why, sizeof why, "%s", kiln_last_error());
+            fprintf(stderr, "kiln: warning: device '%s': a GPU answered but the CUDA backend did "
+                            "not start (%s); running on the CPU\n",
+                    device, why);
+            st = kiln_cpu_backend_create(threads, out);
+            if (st != KILN_OK) return st;
+            snprintf(said, said_len, "device cpu (%d threads): auto: the CUDA backend did not "
+                                     "start: %s",
+                     (*out)->threads, why);
+            return KILN_OK;
+        }
         (*out)->data_share = ds.data_share;
         char name[256] = "";
         kiln_cuda_device_name(ds.index, name, sizeof name);

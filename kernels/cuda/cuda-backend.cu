@@ -13,11 +13,12 @@ enum kiln_status cuda_status(const char *op, cudaError_t e)
                        "%s: CUDA error %s: %s", op, cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
-enum kiln_status cublas_status(const char *op, cublasStatus_t s)
+enum kiln_status cublas_status(const struct cuda_blas_api *api, const char *op,
+                               cublasStatus_t s)
 {
     return kiln_errorf(s == CUBLAS_STATUS_ALLOC_FAILED ? KILN_ERR_NOMEM : KILN_ERR_BACKEND,
-                       "%s: cuBLAS error %s: %s", op, cublasGetStatusName(s),
-                       cublasGetStatusString(s));
+                       "%s: cuBLAS error %s: %s", op, api->status_name(s),
+                       api->status_string(s));
 }
 
 enum kiln_status cuda_wait(struct cuda_ctx *c, const char *op)
@@ -205,7 +206,7 @@ static void cuda_destroy(void *ctx)
     if (!c) return;
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) c->blas_api->destroy(c->blas);
     cudaFree(c->blas_ws);
     cudaFree(c->partial);
     cudaFree(c->partial_count);
@@ -301,6 +302,12 @@ extern "C" enum kiln_status kiln_cuda_backend_create(int device, enum kiln_gemm_
                          n, n == 1 ? "" : "s");
         goto cleanup;
     }
+    // cuBLAS first: a missing library fails before any device memory is
+    // taken. kiln's own SGEMM needs none of it.
+    if (gemm != KILN_GEMM_KILN) {
+        st = cuda_blas_get(&c->blas_api);
+        if (st != KILN_OK) goto cleanup;
+    }
     CREATE_TRY("cuda backend (set device)", cudaSetDevice(device));
     CREATE_TRY("cuda backend (device properties)", cudaGetDeviceProperties(&prop, device));
     c->sm_count = prop.multiProcessorCount;
@@ -321,28 +328,32 @@ extern "C" enum kiln_status kiln_cuda_backend_create(int device, enum kiln_gemm_
     CREATE_TRY("cuda backend (pinned)", cudaMallocHost(&c->host_result, sizeof(double)));
     CREATE_TRY("cuda backend (pinned)", cudaMallocHost(&c->host_count, sizeof(long long)));
     CREATE_TRY("cuda backend (pinned)", cudaMallocHost(&c->host_err, sizeof *c->host_err));
-    bs = cublasCreate(&c->blas);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        st = cublas_status("cuda backend (cuBLAS handle)", bs);
-        goto cleanup;
-    }
-    // A workspace of our own: cuBLAS then never allocates (none inside a
-    // captured graph) and picks the same algorithms run after run.
-    c->blas_ws_bytes = 32u << 20;
-    CREATE_TRY("cuda backend (cuBLAS workspace)", cudaMalloc(&c->blas_ws, c->blas_ws_bytes));
-    bs = cublasSetStream(c->blas, c->stream);
-    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_bytes);
-    if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetMathMode(c->blas, math == KILN_MATH_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                               : CUBLAS_DEFAULT_MATH);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        st = cublas_status("cuda backend (cuBLAS setup)", bs);
-        goto cleanup;
-    }
     // AUTO: cuBLAS until kiln's own SGEMM has been measured ahead of it on
     // the target GPU (benchmarks/gpu_check.sh prints the ratio).
     c->gemm = gemm == KILN_GEMM_KILN ? KILN_GEMM_KILN : KILN_GEMM_VENDOR;
     c->math = math;
+    if (c->gemm == KILN_GEMM_VENDOR) {
+        bs = c->blas_api->create(&c->blas);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            st = cublas_status(c->blas_api, "cuda backend (cuBLAS handle)", bs);
+            goto cleanup;
+        }
+        // A workspace of our own: cuBLAS then never allocates (none inside a
+        // captured graph) and picks the same algorithms run after run.
+        c->blas_ws_bytes = 32u << 20;
+        CREATE_TRY("cuda backend (cuBLAS workspace)", cudaMalloc(&c->blas_ws, c->blas_ws_bytes));
+        bs = c->blas_api->set_stream(c->blas, c->stream);
+        if (bs == CUBLAS_STATUS_SUCCESS)
+            bs = c->blas_api->set_workspace(c->blas, c->blas_ws, c->blas_ws_bytes);
+        if (bs == CUBLAS_STATUS_SUCCESS)
+            bs = c->blas_api->set_math_mode(c->blas, math == KILN_MATH_TF32
+                                                         ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                         : CUBLAS_DEFAULT_MATH);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            st = cublas_status(c->blas_api, "cuda backend (cuBLAS setup)", bs);
+            goto cleanup;
+        }
+    }
     be->iface = &cuda_iface;
     be->ctx = c;
     be->threads = 1;

@@ -5,6 +5,10 @@
 // once; nothing in an op waits for the device except the ops whose contract
 // returns a value to the host (sum_squares, count_nonfinite). Errors from
 // the CUDA runtime and cuBLAS become kiln statuses here, once, naming the op.
+//
+// cuBLAS is not linked: cublas_v2.h gives its types and prototypes, and the
+// functions come from dlopen by the first backend that uses them (see
+// cuda_blas_get), so a run that never opens a CUDA backend never maps it.
 #ifndef KILN_CUDA_BACKEND_H
 #define KILN_CUDA_BACKEND_H
 
@@ -38,11 +42,42 @@ struct cuda_alloc_rec {
     size_t bytes;
 };
 
+// The cuBLAS functions kiln calls: X(field, exported symbol). The symbols
+// are the library's real names (cublas_v2.h maps cublasCreate and friends
+// to the _v2 names by macro, and dlsym sees no macros); each field's type is
+// the header's prototype.
+#define CUDA_BLAS_FUNCS(X)                                                     \
+    X(create, cublasCreate_v2)                                                 \
+    X(destroy, cublasDestroy_v2)                                               \
+    X(set_stream, cublasSetStream_v2)                                          \
+    X(set_workspace, cublasSetWorkspace_v2)                                    \
+    X(set_math_mode, cublasSetMathMode)                                        \
+    X(sgemm, cublasSgemm_v2)                                                   \
+    X(status_name, cublasGetStatusName)                                        \
+    X(status_string, cublasGetStatusString)
+
+struct cuda_blas_api {
+#define CUDA_BLAS_FIELD(field, sym) decltype(&sym) field;
+    CUDA_BLAS_FUNCS(CUDA_BLAS_FIELD)
+#undef CUDA_BLAS_FIELD
+};
+
+// Opens the shared library soname and resolves every function of
+// CUDA_BLAS_FUNCS into *api. KILN_ERR_BACKEND naming the library and
+// dlerror() when it is missing or lacks a function (*api is then zeroed).
+// On success the library stays loaded for the life of the process.
+enum kiln_status cuda_blas_open(const char *soname, struct cuda_blas_api *api);
+// The process's one cuBLAS (KILN_CUBLAS_SONAME, the toolkit's major
+// version): the first call opens it, every later call returns the same
+// table, or the same error, without trying again. Thread-safe.
+enum kiln_status cuda_blas_get(const struct cuda_blas_api **out);
+
 struct cuda_ctx {
     int device;
     int sm_count;
     size_t l2_bytes;
     cudaStream_t stream;
+    const struct cuda_blas_api *blas_api; // NULL when gemm=kiln: cuBLAS is never loaded
     cublasHandle_t blas;
     void *blas_ws;                 // cuBLAS workspace, ours so results are reproducible
     size_t blas_ws_bytes;
@@ -68,7 +103,8 @@ struct cuda_ctx {
 
 // A failed CUDA call as a kiln status naming the op.
 enum kiln_status cuda_status(const char *op, cudaError_t e);
-enum kiln_status cublas_status(const char *op, cublasStatus_t s);
+enum kiln_status cublas_status(const struct cuda_blas_api *api, const char *op,
+                               cublasStatus_t s);
 
 #define CUDA_TRY(op, call)                                                     \
     do {                                                                       \

@@ -23,8 +23,10 @@ int kiln_cuda_device_name(int i, char *buf, size_t len);
  * with a workspace of our own (reproducible results), the deterministic
  * reductions' scratch. gemm AUTO takes the implementation measured faster
  * (cuBLAS until kiln's SGEMM is measured ahead on the target GPU); math TF32
- * lets both GEMMs use TF32 tensor cores. Errors name the device and the
- * CUDA error. Caller frees *out with kiln_backend_free. */
+ * lets both GEMMs use TF32 tensor cores. cuBLAS is loaded (dlopen) by the
+ * first backend that needs it, never for gemm KILN; a missing or unusable
+ * library is KILN_ERR_BACKEND naming it and dlerror(). Errors name the
+ * device and the CUDA error. Caller frees *out with kiln_backend_free. */
 enum kiln_status kiln_cuda_backend_create(int device, enum kiln_gemm_impl gemm,
                                           enum kiln_math_mode math, struct kiln_backend **out);
 /* The GEMM a CUDA backend resolved to ("cublas" or "kiln"). */

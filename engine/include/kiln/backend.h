@@ -18,7 +18,8 @@ struct kiln_backend;
 
 /* Opens the backend named by device: "cpu", "cuda", "cuda:N" or "auto"
  * (a GPU when one answers and the build has the CUDA backend, else the
- * CPU), optionally followed by options: ",gemm=cublas|kiln|auto" (which
+ * CPU; also the CPU, with a warning on stderr, when a GPU answers but the
+ * CUDA backend cannot start, e.g. cuBLAS is missing), optionally followed by options: ",gemm=cublas|kiln|auto" (which
  * SGEMM the CUDA backend runs), ",math=fp32|tf32" (TF32 tensor cores for
  * GEMMs), ",share=F" (the share of free device memory the training set
  * may take). threads <= 0 means every core. said receives one line saying
