@@ -92,4 +92,18 @@ train:
 YAML
 }
 
+# setup_blobs_model: a workspace here with make_blobs data imported as
+# "blobs" (blobs.h5), the write_blobs_mlp model trained (run:1) and
+# registered as clf (version 1): what the package, score and serve tests
+# start from.
+setup_blobs_model() {
+  make_blobs blobs.csv 300
+  write_blobs_mlp mlp.yaml
+  expect_ok "init" "$KILN" init
+  expect_ok "import" "$KILN" data import blobs --csv blobs.csv --label species --test-fraction 0.2 \
+    --seed 1 -o blobs.h5
+  expect_ok "train" "$KILN" train mlp.yaml --data blobs.h5 --out run1 --threads 1
+  expect_ok "register" "$KILN" model register run:1 --name clf
+}
+
 finish() { echo "$checks checks passed"; }

@@ -10,15 +10,9 @@ PY=$(find_python) || { echo "SKIP: no python with h5py and numpy"; exit 77; }
 mkdir xtmp
 export TMPDIR=$WORK/xtmp
 
-make_blobs blobs.csv 300
-write_blobs_mlp mlp.yaml
 sql() { "$PY" -c 'import sqlite3, sys; c = sqlite3.connect(".kiln/kiln.db"); print("\n".join("|".join(str(x) for x in r) for r in c.execute(sys.argv[1])))' "$1"; }
 
-expect_ok "init" "$KILN" init
-expect_ok "import" "$KILN" data import blobs --csv blobs.csv --label species --test-fraction 0.2 \
-  --seed 1 -o blobs.h5
-expect_ok "train" "$KILN" train mlp.yaml --data blobs.h5 --out run1 --threads 1
-expect_ok "register" "$KILN" model register run:1 --name clf
+setup_blobs_model
 
 # --- keys ---
 expect_ok "keygen" "$KILN" keygen -o release
@@ -134,29 +128,7 @@ expect_fail "a changed byte in a signed package" 12 "SHA-256" \
 
 # golden outputs changed, and the manifest re-hashed to match (a consistent
 # but wrong package): the golden check itself must refuse readiness.
-"$PY" - <<'EOF' || fail "making the golden tamper case"
-import io, hashlib, tarfile, h5py, numpy as np
-t = tarfile.open("clf.kiln")
-members = [(m.name, t.extractfile(m).read()) for m in t.getmembers()]
-d = dict(members)
-f = h5py.File(io.BytesIO(d["golden.h5"]), "r")
-bio = io.BytesIO()
-with h5py.File(bio, "w") as g:
-    g["inputs"] = f["inputs"][()]
-    g["outputs"] = (f["outputs"][()] + np.float32(0.01)).astype(np.float32)
-    g.attrs["inputs_transformed"] = np.int64(0)
-new = bio.getvalue()
-man = d["manifest.yaml"].decode()
-old_sha = hashlib.sha256(d["golden.h5"]).hexdigest()
-man = man.replace(old_sha, hashlib.sha256(new).hexdigest())
-man = man.replace("size: %d\n    sha256: \"%s" % (len(d["golden.h5"]), hashlib.sha256(new).hexdigest()),
-                  "size: %d\n    sha256: \"%s" % (len(new), hashlib.sha256(new).hexdigest()))
-out = tarfile.open("t-golden.kiln", "w", format=tarfile.PAX_FORMAT)
-for name, data in members:
-    data = {"golden.h5": new, "manifest.yaml": man.encode()}.get(name, data)
-    ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
-out.close()
-EOF
+"$PY" "$KILN_SRC/tests/cli/tamper_golden.py" clf.kiln t-golden.kiln || fail "making the golden tamper case"
 expect_fail "changed golden outputs: not ready" 12 "not ready" "$KILN" model verify t-golden.kiln
 left=$(ls -A "$TMPDIR")
 [[ -z $left ]] || fail "verify left extraction folders behind: $left"

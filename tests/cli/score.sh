@@ -12,13 +12,7 @@ source "$(dirname "$0")/lib.sh"
 PY=$(find_python) || { echo "SKIP: no python with h5py and numpy"; exit 77; }
 json_get() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-make_blobs blobs.csv 300
-write_blobs_mlp mlp.yaml
-expect_ok "init" "$KILN" init
-expect_ok "import" "$KILN" data import blobs --csv blobs.csv --label species --test-fraction 0.2 \
-  --seed 1 -o blobs.h5
-expect_ok "train" "$KILN" train mlp.yaml --data blobs.h5 --out run1 --threads 1
-expect_ok "register" "$KILN" model register run:1 --name clf
+setup_blobs_model
 expect_ok "package" "$KILN" model package clf@1 -o clf.kiln
 if command -v sqlite3 > /dev/null; then
   # A workspace of schema version 1 (before scoring jobs) is migrated forward.

@@ -14,13 +14,7 @@ PY=$(find_python) || { echo "SKIP: no python with h5py and numpy"; exit 77; }
   { echo "SKIP: $PY has no tritonclient/prometheus_client (scripts/test.sh makes the venv)"; exit 77; }
 CHECK=("$PY" "$KILN_SRC/tests/serve/serve_check.py")
 
-make_blobs blobs.csv 300
-write_blobs_mlp mlp.yaml
-expect_ok "init" "$KILN" init
-expect_ok "import" "$KILN" data import blobs --csv blobs.csv --label species --test-fraction 0.2 \
-  --seed 1 -o blobs.h5
-expect_ok "train" "$KILN" train mlp.yaml --data blobs.h5 --out run1 --threads 1
-expect_ok "register" "$KILN" model register run:1 --name clf
+setup_blobs_model
 expect_ok "keygen" "$KILN" keygen -o release
 expect_ok "package (signed)" "$KILN" model package clf@1 -o clf.kiln --sign release.key
 SHA=$(sha256sum clf.kiln | cut -d' ' -f1)
@@ -106,29 +100,7 @@ expect_ok "drained prediction log: complete JSON lines, redacted" "${CHECK[@]}" 
   --expect "$(cat okC.txt)" --redact
 
 # --- refusals at start: nothing is served ---
-"$PY" - <<'EOF' || fail "making the golden tamper case"
-import io, hashlib, tarfile, h5py, numpy as np
-t = tarfile.open("clf.kiln")
-members = [(m.name, t.extractfile(m).read()) for m in t.getmembers() if m.name != "manifest.sig"]
-d = dict(members)
-f = h5py.File(io.BytesIO(d["golden.h5"]), "r")
-bio = io.BytesIO()
-with h5py.File(bio, "w") as g:
-    g["inputs"] = f["inputs"][()]
-    g["outputs"] = (f["outputs"][()] + np.float32(0.01)).astype(np.float32)
-    g.attrs["inputs_transformed"] = np.int64(0)
-new = bio.getvalue()
-man = d["manifest.yaml"].decode()
-old = hashlib.sha256(d["golden.h5"]).hexdigest()
-man = man.replace(old, hashlib.sha256(new).hexdigest())
-man = man.replace("size: %d\n    sha256: \"%s" % (len(d["golden.h5"]), hashlib.sha256(new).hexdigest()),
-                  "size: %d\n    sha256: \"%s" % (len(new), hashlib.sha256(new).hexdigest()))
-out = tarfile.open("golden-bad.kiln", "w", format=tarfile.PAX_FORMAT)
-for name, data in members:
-    data = {"golden.h5": new, "manifest.yaml": man.encode()}.get(name, data)
-    ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
-out.close()
-EOF
+"$PY" "$KILN_SRC/tests/cli/tamper_golden.py" clf.kiln golden-bad.kiln --drop-signature || fail "making the golden tamper case"
 expect_fail "a package failing its golden check is not served" 12 "not ready" \
   "$KILN" serve golden-bad.kiln --port 0
 expect_fail "an unsigned package under --require-signature" 12 "not signed" \
