@@ -83,4 +83,35 @@ static inline double ref_xent_row(const float *z, int32_t y, int64_t cols, doubl
     return loss;
 }
 
+/* One optimizer step over n parameters in float64, torch.optim's update:
+ * parameters p0, gradients g, state st0 (kiln_optim_state_per_param slots
+ * of n) in; pref (n) and sref (slots * n) out. */
+static inline void ref_optimizer_step(const struct kiln_optim_step *o, const float *p0,
+                                      const float *g, const float *st0, int64_t n, double *pref,
+                                      double *sref)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double p = p0[i], gg = g[i];
+        if (o->kind == KILN_OPTIM_SGD) {
+            gg += (double)o->weight_decay * p;
+            if (o->momentum != 0.0f) {
+                double bb = (double)o->momentum * st0[i] + gg;
+                sref[i] = bb;
+                gg = o->nesterov ? gg + (double)o->momentum * bb : bb;
+            }
+            pref[i] = p - (double)o->lr * gg;
+        } else {
+            if (o->kind == KILN_OPTIM_ADAMW) p *= 1.0 - (double)o->lr * o->weight_decay;
+            else gg += (double)o->weight_decay * p;
+            double m = (double)o->beta1 * st0[i] + (1.0 - o->beta1) * gg;
+            double v = (double)o->beta2 * st0[n + i] + (1.0 - o->beta2) * gg * gg;
+            sref[i] = m;
+            sref[n + i] = v;
+            double bc1 = 1.0 - pow(o->beta1, (double)o->t);
+            double bc2 = 1.0 - pow(o->beta2, (double)o->t);
+            pref[i] = p - (double)o->lr / bc1 * m / (sqrt(v) / sqrt(bc2) + o->eps);
+        }
+    }
+}
+
 #endif

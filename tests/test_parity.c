@@ -739,28 +739,7 @@ TEST(optimizer_step)
                 fill(g, n, -1, 1);
                 fill(st0, spp * n, 0, 0.5);
                 double *pref = dbuf(n), *sref = dbuf(spp * n);
-                for (int64_t i = 0; i < n; i++) {
-                    double p = p0[i], gg = g[i];
-                    if (o->kind == KILN_OPTIM_SGD) {
-                        gg += (double)o->weight_decay * p;
-                        if (o->momentum != 0.0f) {
-                            double bb = (double)o->momentum * st0[i] + gg;
-                            sref[i] = bb;
-                            gg = o->nesterov ? gg + (double)o->momentum * bb : bb;
-                        }
-                        pref[i] = p - (double)o->lr * gg;
-                    } else {
-                        if (o->kind == KILN_OPTIM_ADAMW) p *= 1.0 - (double)o->lr * o->weight_decay;
-                        else gg += (double)o->weight_decay * p;
-                        double m = (double)o->beta1 * st0[i] + (1.0 - o->beta1) * gg;
-                        double v = (double)o->beta2 * st0[n + i] + (1.0 - o->beta2) * gg * gg;
-                        sref[i] = m;
-                        sref[n + i] = v;
-                        double bc1 = 1.0 - pow(o->beta1, (double)o->t);
-                        double bc2 = 1.0 - pow(o->beta2, (double)o->t);
-                        pref[i] = p - (double)o->lr / bc1 * m / (sqrt(v) / sqrt(bc2) + o->eps);
-                    }
-                }
+                ref_optimizer_step(o, p0, g, st0, n, pref, sref);
                 /* Through a control block: the step's values carry lr and
                  * the bias corrections (t is then ignored). */
                 struct kiln_step_ctl ctl = {.cursor = 0, .first_bad = -1};
