@@ -83,6 +83,20 @@ static inline double ref_xent_row(const float *z, int32_t y, int64_t cols, doubl
     return loss;
 }
 
+
+/* The optimizer settings the op tests step with: plain SGD, SGD with
+ * momentum, Nesterov and weight decay, Adam with L2 decay at step 3, AdamW at
+ * step 1. */
+static const struct kiln_optim_step ref_optim_cases[] = {
+    {.kind = KILN_OPTIM_SGD, .lr = 0.1f},
+    {.kind = KILN_OPTIM_SGD, .lr = 0.05f, .weight_decay = 0.01f, .momentum = 0.9f,
+     .nesterov = true},
+    {.kind = KILN_OPTIM_ADAM, .lr = 1e-3f, .weight_decay = 0.01f, .beta1 = 0.9f,
+     .beta2 = 0.999f, .eps = 1e-8f, .t = 3},
+    {.kind = KILN_OPTIM_ADAMW, .lr = 1e-2f, .weight_decay = 0.1f, .beta1 = 0.8f,
+     .beta2 = 0.99f, .eps = 1e-6f, .t = 1},
+};
+#define REF_OPTIM_CASES (sizeof ref_optim_cases / sizeof ref_optim_cases[0])
 /* One optimizer step over n parameters in float64, torch.optim's update:
  * parameters p0, gradients g, state st0 (kiln_optim_state_per_param slots
  * of n) in; pref (n) and sref (slots * n) out. */

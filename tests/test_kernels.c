@@ -834,16 +834,8 @@ TEST(scale)
  * per-formula checks live in test_optim.c. */
 TEST(optimizer_step)
 {
-    struct kiln_optim_step hs[] = {
-        {.kind = KILN_OPTIM_SGD, .lr = 0.1f},
-        {.kind = KILN_OPTIM_SGD, .lr = 0.05f, .weight_decay = 0.01f, .momentum = 0.9f,
-         .nesterov = true},
-        {.kind = KILN_OPTIM_ADAM, .lr = 1e-3f, .weight_decay = 0.01f, .beta1 = 0.9f,
-         .beta2 = 0.999f, .eps = 1e-8f, .t = 3},
-        {.kind = KILN_OPTIM_ADAMW, .lr = 1e-2f, .weight_decay = 0.1f, .beta1 = 0.8f,
-         .beta2 = 0.99f, .eps = 1e-6f, .t = 1},
-    };
-    for (size_t h = 0; h < sizeof hs / sizeof hs[0]; h++)
+    const struct kiln_optim_step *hs = ref_optim_cases;
+    for (size_t h = 0; h < REF_OPTIM_CASES; h++)
         for (int s = 0; s < N_SIZES; s++) {
             const struct kiln_optim_step *o = &hs[h];
             int64_t n = SIZES[s];
