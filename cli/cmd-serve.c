@@ -15,7 +15,7 @@ static const char SERVE_USAGE[] =
     "                  [--max-body BYTES] [--max-connections N] [--timeout S]\n"
     "                  [--request-timeout-ms MS] [--drain-timeout S] [--token-file FILE]\n"
     "                  [--log-dir DIR] [--log-sample P] [--log-redact] [--drift-window ROWS]\n"
-    "                  [--threads N] [--device cpu|auto]\n"
+    "                  [--threads N] [--device cpu|cuda|cuda:N|auto]\n"
     "\n"
     "Serves a verified package (.kiln; the golden check must pass) over HTTP with the Open\n"
     "Inference Protocol (KServe v2 / Triton): GET /v2/health/live, /v2/health/ready, /v2,\n"
@@ -42,7 +42,9 @@ static const char SERVE_USAGE[] =
     "  --log-redact           leave the inputs out of the prediction log\n"
     "  --drift-window ROWS    live rows the drift metrics cover (default 10000; 0: none)\n"
     "  --threads N            threads of the model's forward pass (default 1; 0: every core);\n"
-    "                         over 1, run with OMP_WAIT_POLICY=passive (docs/SERVING.md)\n";
+    "                         over 1, run with OMP_WAIT_POLICY=passive (docs/SERVING.md)\n"
+    "  --device D             where the one model instance runs: cpu (default), cuda, cuda:N,\n"
+    "                         or auto (a GPU when one answers)\n";
 
 /* --max-body: bytes, with an optional K, M or G (binary) suffix. */
 static enum kiln_status parse_bytes(const char *opt, const char *s, long long *out)
