@@ -58,11 +58,20 @@ static void make_rows(float *rows, int64_t n, double shift)
     }
 }
 
-static void make_baseline(const float *rows, int64_t n, struct kiln_split_stats *s,
-                          struct kiln_feature_stats f[2], int64_t classes[3])
+/* The split and the arrays it points into, kept together; not to be copied
+ * (b.s points into b). */
+struct baseline {
+    struct kiln_split_stats s;
+    struct kiln_feature_stats f[2];
+    int64_t classes[3];
+};
+
+static void make_baseline(const float *rows, int64_t n, struct baseline *b)
 {
-    memset(s, 0, sizeof *s);
-    memset(f, 0, 2 * sizeof *f);
+    memset(b, 0, sizeof *b);
+    struct kiln_split_stats *s = &b->s;
+    struct kiln_feature_stats *f = b->f;
+    int64_t *classes = b->classes;
     for (int j = 0; j < 2; j++) {
         snprintf(f[j].name, sizeof f[j].name, "f%d", j);
         double mn = rows[j], mx = rows[j], sum = 0.0;
@@ -92,13 +101,11 @@ TEST(identical_data_no_drift)
     enum { N = 3000 };
     static float rows[2 * N];
     make_rows(rows, N, 0.0);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     /* In two chunks: the result must not depend on how rows arrive. */
     ASSERT_OK(kiln_drift_add_rows(d, rows, N / 3, 2));
     ASSERT_OK(kiln_drift_add_rows(d, rows + 2 * (N / 3), N - N / 3, 2));
@@ -131,13 +138,11 @@ TEST(shifted_copy_flagged)
     make_rows(rows, N, 0.0);
     test_rng_state = 42;
     make_rows(shifted, N, 0.3);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     ASSERT_OK(kiln_drift_add_rows(d, shifted, N, 2));
     int32_t labels[30];
     for (int i = 0; i < 30; i++) labels[i] = i < 25 ? 0 : 1 + i % 2;
@@ -170,13 +175,11 @@ TEST(bad_input_refused)
     enum { N = 10 };
     float rows[2 * N];
     make_rows(rows, N, 0.0);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_finish(d, NULL, &r), "no current rows");
     ASSERT_STATUS(KILN_ERR_SHAPE, kiln_drift_add_rows(d, rows, N, 3), "3 features");
     int32_t bad = 3;
@@ -192,13 +195,11 @@ TEST(labels_only_report)
     enum { N = 10 };
     float rows[2 * N];
     make_rows(rows, N, 0.0);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     int32_t labels[30];
     for (int i = 0; i < 30; i++) labels[i] = i < 24 ? 0 : 1 + i % 2;
     ASSERT_OK(kiln_drift_add_labels(d, labels, 30));
@@ -242,19 +243,17 @@ TEST(window_matches_batch)
     make_rows(cur, N, 0.1);
     cur[10] = NAN; /* not binned, by either */
     for (int i = 0; i < N; i++) labels[i] = (int32_t)(test_rng_u64() % 3);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
     struct kiln_drift_window *w = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     ASSERT_OK(kiln_drift_add_rows(d, cur, N, 2));
     ASSERT_OK(kiln_drift_add_labels(d, labels, N));
     ASSERT_OK(kiln_drift_finish(d, NULL, &r));
     /* A window larger than the stream holds all of it: the same numbers. */
-    ASSERT_OK(kiln_drift_window_create(&s, 100000, &w));
+    ASSERT_OK(kiln_drift_window_create(&b.s, 100000, &w));
     for (int64_t at = 0, step = 1; at < N; at += step, step = step * 3 + 1) {
         int64_t m = N - at < step ? N - at : step;
         ASSERT_OK(kiln_drift_window_add(w, cur + 2 * at, m, 2, labels + at));
@@ -287,13 +286,11 @@ TEST(window_blocks_fall_out)
     static float rows[2 * N], shifted[2 * N];
     make_rows(rows, N, 0.0);
     make_rows(shifted, N, 0.5);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift_window *w = NULL;
     struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_create(&s, W, &w));
+    ASSERT_OK(kiln_drift_window_create(&b.s, W, &w));
     ASSERT_OK(kiln_drift_window_scores(w, &sc));
     ASSERT_EQ_INT(0, sc.rows);
     ASSERT_NEAR(0.0, sc.max_psi, 0.0);
@@ -334,13 +331,11 @@ TEST(window_shift_raises_psi)
         even[i] = i % 3;
         skewed[i] = i % 10 == 0 ? 1 : 0;
     }
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift_window *w = NULL;
     struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_create(&s, 2000, &w));
+    ASSERT_OK(kiln_drift_window_create(&b.s, 2000, &w));
     /* Fresh draws from the baseline's distribution: quiet. */
     make_rows(live, N, 0.0);
     ASSERT_OK(kiln_drift_window_add(w, live, N, 2, even));
@@ -406,12 +401,10 @@ TEST(window_concurrent_adds)
     for (int i = 0; i < N; i++) wt_labels[i] = (int32_t)(test_rng_u64() % 3);
     static float base_rows[2 * N];
     make_rows(base_rows, N, 0.0);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(base_rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(base_rows, N, &b);
     struct kiln_drift_window *w = NULL;
-    ASSERT_OK(kiln_drift_window_create(&s, 10 * N, &w));
+    ASSERT_OK(kiln_drift_window_create(&b.s, 10 * N, &w));
     pthread_t th[WT_THREADS + 1];
     struct wt_arg args[WT_THREADS + 1];
     for (int t = 0; t <= WT_THREADS; t++) {
@@ -423,7 +416,7 @@ TEST(window_concurrent_adds)
     /* Histograms do not care about arrival order: the batch's numbers exactly. */
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&s, &d));
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
     ASSERT_OK(kiln_drift_add_rows(d, wt_rows, N, 2));
     ASSERT_OK(kiln_drift_add_labels(d, wt_labels, N));
     ASSERT_OK(kiln_drift_finish(d, NULL, &r));
@@ -448,17 +441,15 @@ TEST(window_bad_input_refused)
     enum { N = 10 };
     float rows[2 * N];
     make_rows(rows, N, 0.0);
-    struct kiln_split_stats s;
-    struct kiln_feature_stats f[2];
-    int64_t classes[3];
-    make_baseline(rows, N, &s, f, classes);
+    struct baseline b;
+    make_baseline(rows, N, &b);
     struct kiln_drift_window *w = NULL;
-    ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_window_create(&s, 7, &w), "less than 8");
+    ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_window_create(&b.s, 7, &w), "less than 8");
     ASSERT(w == NULL);
-    struct kiln_split_stats empty = s;
+    struct kiln_split_stats empty = b.s;
     empty.rows = 0;
     ASSERT_STATUS(KILN_ERR_USAGE, kiln_drift_window_create(&empty, 100, &w), "no rows");
-    ASSERT_OK(kiln_drift_window_create(&s, 8, &w));
+    ASSERT_OK(kiln_drift_window_create(&b.s, 8, &w));
     ASSERT_STATUS(KILN_ERR_SHAPE, kiln_drift_window_add(w, rows, N, 3, NULL), "3 features");
     int32_t labels[N] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 3};
     ASSERT_STATUS(KILN_ERR_FORMAT, kiln_drift_window_add(w, rows, N, 2, labels), "outside [0, 3)");
@@ -469,7 +460,7 @@ TEST(window_bad_input_refused)
     kiln_drift_window_scores_free(&sc);
     /* A baseline without class counts ignores the classes. */
     struct kiln_drift_window *w2 = NULL;
-    struct kiln_split_stats noclass = s;
+    struct kiln_split_stats noclass = b.s;
     noclass.n_classes = 0;
     noclass.class_counts = NULL;
     ASSERT_OK(kiln_drift_window_create(&noclass, 8, &w2));
@@ -481,6 +472,42 @@ TEST(window_bad_input_refused)
     kiln_drift_window_free(w);
     kiln_drift_window_free(NULL);
     kiln_drift_window_scores_free(NULL);
+}
+
+TEST(window_wide_rows)
+{
+    /* Rows wider than the add's stack buffer (4096 features) take the
+     * allocated path, one row per lock, and count as any other. */
+    enum { NF = 5000 };
+    struct kiln_feature_stats *f = calloc(NF, sizeof *f);
+    float *rows = malloc(2 * NF * sizeof *rows);
+    ASSERT(f && rows);
+    for (int j = 0; j < NF; j++) {
+        snprintf(f[j].name, sizeof f[j].name, "f%d", j);
+        f[j].min = 0.0;
+        f[j].max = 1.0;
+        f[j].count = 2;
+        f[j].hist[0] = f[j].hist[KILN_STATS_BINS - 1] = 1;
+        rows[j] = 0.0f;
+        rows[NF + j] = 1.0f;
+    }
+    rows[NF - 1] = 1.0f; /* the last feature: both rows in the last bin */
+    struct kiln_split_stats s = {.split = KILN_SPLIT_TRAIN, .rows = 2, .n_features = NF,
+                                 .features = f};
+    struct kiln_drift_window *w = NULL;
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_create(&s, 800, &w));
+    ASSERT_OK(kiln_drift_window_add(w, rows, 2, NF, NULL));
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    ASSERT_EQ_INT(2, sc.rows);
+    ASSERT_NEAR(0.0, sc.psi[0], 1e-12);
+    ASSERT_NEAR(0.0, sc.psi[NF - 2], 1e-12);
+    ASSERT(sc.psi[NF - 1] > KILN_DRIFT_PSI_THRESHOLD);
+    ASSERT_EQ_INT(1, sc.drifted);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_free(w);
+    free(rows);
+    free(f);
 }
 
 int main(void)
@@ -498,5 +525,6 @@ int main(void)
     RUN(window_shift_raises_psi);
     RUN(window_concurrent_adds);
     RUN(window_bad_input_refused);
+    RUN(window_wide_rows);
     return test_summary();
 }

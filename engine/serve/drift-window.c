@@ -21,7 +21,8 @@
 #include "serve/drift-internal.h"
 
 #define WINDOW_RING (KILN_DRIFT_WINDOW_BLOCKS + 1)
-#define WINDOW_CHUNK 64            /* rows binned per lock */
+#define WINDOW_CHUNK 64            /* rows binned per lock, at most */
+#define WINDOW_BINS_STACK 4096     /* bytes of bins kept on the stack per add */
 #define WINDOW_MISSING 0xff        /* the "bin" of a NaN/Inf value: not counted */
 
 struct window_block {
@@ -138,10 +139,19 @@ enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float 
         if (classes[i] < 0 || classes[i] >= w->n_classes)
             return kiln_errorf(KILN_ERR_FORMAT, "drift window: class %d of row %lld is outside [0, %d)",
                                (int)classes[i], (long long)i, w->n_classes);
-    uint8_t *bins = malloc((size_t)(WINDOW_CHUNK * width));
-    if (!bins) return kiln_errorf(KILN_ERR_NOMEM, "drift window: out of memory");
-    for (int64_t r0 = 0; r0 < n; r0 += WINDOW_CHUNK) {
-        int64_t m = n - r0 < WINDOW_CHUNK ? n - r0 : WINDOW_CHUNK;
+    /* The server adds once per request: the bins go on the stack, and only
+     * a row wider than the stack buffer costs an allocation. */
+    uint8_t stack[WINDOW_BINS_STACK];
+    uint8_t *bins = stack;
+    int64_t chunk = WINDOW_BINS_STACK / width;
+    if (chunk > WINDOW_CHUNK) chunk = WINDOW_CHUNK;
+    if (chunk == 0) {
+        chunk = 1;
+        if (!(bins = malloc((size_t)width)))
+            return kiln_errorf(KILN_ERR_NOMEM, "drift window: out of memory");
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        int64_t m = n - r0 < chunk ? n - r0 : chunk;
         for (int64_t i = 0; i < m; i++) {
             const float *row = rows + (r0 + i) * width;
             for (int64_t j = 0; j < width; j++) {
@@ -161,7 +171,7 @@ enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float 
         }
         pthread_mutex_unlock(&w->mu);
     }
-    free(bins);
+    if (bins != stack) free(bins);
     return KILN_OK;
 }
 

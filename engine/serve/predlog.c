@@ -66,7 +66,10 @@ struct kiln_predlog {
     pthread_cond_t cv;
     pthread_t thread;
     struct predlog_rec *head, *tail;
-    int64_t queued_bytes, queue_limit;
+    int64_t queued_bytes;
+    /* Atomic so that a record can size itself against it without the lock;
+     * only the test hook changes it after open. */
+    _Atomic int64_t queue_limit;
     bool stopping, hold;
     struct kiln_predlog_counts counts;
 
@@ -393,9 +396,7 @@ int64_t predlog_record_bytes(const struct kiln_predlog *l, const char *request_i
 
 void predlog_test_set_queue_bytes(struct kiln_predlog *l, int64_t bytes)
 {
-    pthread_mutex_lock(&l->mu);
-    l->queue_limit = bytes;
-    pthread_mutex_unlock(&l->mu);
+    atomic_store(&l->queue_limit, bytes);
 }
 
 void predlog_test_set_max_line(size_t bytes)
@@ -440,7 +441,7 @@ enum kiln_status kiln_predlog_open(const struct kiln_predlog_options *o, struct 
     l->max_files = o->max_files > 0 ? o->max_files : KILN_PREDLOG_MAX_FILES;
     l->model_version = o->model_version;
     l->seed = o->seed;
-    l->queue_limit = KILN_PREDLOG_QUEUE_BYTES;
+    atomic_init(&l->queue_limit, KILN_PREDLOG_QUEUE_BYTES);
     atomic_init(&l->counter, 0);
     if ((st = str_dup(o->dir, &l->dir)) != KILN_OK) goto cleanup;
     l->model_json = predlog_json_string(o->model_name);
@@ -515,9 +516,7 @@ void kiln_predlog_record(struct kiln_predlog *l, const char *request_id, const f
     double est = bad ? 0.0
                      : (double)rows * ((redact ? 0.0 : (double)width) + (double)k + 1.0) * 4.0 +
                            (double)(request_id ? strlen(request_id) : 0);
-    pthread_mutex_lock(&l->mu);
-    int64_t limit = l->queue_limit;
-    pthread_mutex_unlock(&l->mu);
+    int64_t limit = atomic_load(&l->queue_limit);
     struct predlog_rec *r = NULL;
     int64_t bytes = 0;
     if (!bad && est <= (double)limit) {
@@ -525,7 +524,7 @@ void kiln_predlog_record(struct kiln_predlog *l, const char *request_id, const f
         r = malloc((size_t)bytes);
     }
     pthread_mutex_lock(&l->mu);
-    if (bad || !r || l->queued_bytes + bytes > l->queue_limit || l->stopping) {
+    if (bad || !r || l->queued_bytes + bytes > atomic_load(&l->queue_limit) || l->stopping) {
         /* Full queue, a record larger than the bound, or out of memory: the
          * request is served unlogged. A malformed call is a caller bug,
          * counted with the errors. */

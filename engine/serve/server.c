@@ -563,7 +563,12 @@ static enum MHD_Result do_infer(struct kiln_server *s, struct MHD_Connection *c,
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the binary tensor extension is little-endian; swap bytes here"
 #endif
-        memcpy(call->x, r->body, (size_t)want * sizeof(float));
+        /* The body holds exactly the rows (checked above; malloc'd, so
+         * aligned for floats): it becomes them rather than being copied. */
+        free(call->x);
+        call->x = (float *)(void *)r->body;
+        r->body = NULL;
+        r->len = r->cap = 0;
         for (int64_t i = 0; i < want; i++)
             if (!isfinite(call->x[i])) {
                 ret = reply_error(s, c, r, MHD_HTTP_BAD_REQUEST, "input '" SERVE_INPUT "' row "
