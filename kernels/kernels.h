@@ -197,7 +197,8 @@ struct kiln_ops {
                                    struct kiln_step_vars *vars, const float *loss_rows,
                                    int64_t rows, float *grads, int64_t n, float clip_norm);
     /* counts[labels[r] * cols + argmax(logits[r, :])] += 1 for every row
-     * (first maximum wins; a NaN logit never wins). counts is int64
+     * (first maximum wins; a NaN never compares greater, so a NaN in column
+     * 0 keeps column 0). counts is int64
      * [cols * cols] in backend memory; a label outside [0, cols) is skipped. */
     enum kiln_status (*confusion)(void *ctx, const float *logits, const int32_t *labels,
                                   int64_t rows, int64_t cols, int64_t *counts);

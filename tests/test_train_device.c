@@ -93,9 +93,13 @@ static bool same_run(const struct run_result *a, const struct run_result *b)
  * CPU: the device step equals the classic step bit for bit
  * ================================================================================== */
 
-static void check_device_equals_classic(const struct kiln_config *cfg,
-                                        const struct kiln_dataset *ds, const char *what)
+/* Takes ds (freed here; NULL fails). expect: the classic run's status, so
+ * that two runs failing the same way (or not failing where the guard
+ * should) cannot pass as "the same". */
+static void check_device_equals_classic(const struct kiln_config *cfg, struct kiln_dataset *ds,
+                                        const char *what, enum kiln_status expect)
 {
+    if (!ds) TEST_FAIL("%s: could not make the dataset", what);
     struct run_result classic, dev1, dev7;
     run(cfg, ds, g_be, false, 0, &classic);
     run(cfg, ds, g_be, true, 1, &dev1);
@@ -108,6 +112,10 @@ static void check_device_equals_classic(const struct kiln_config *cfg,
     free(classic.params);
     free(dev1.params);
     free(dev7.params);
+    free_dataset(ds);
+    if (classic.st != expect)
+        TEST_FAIL("%s: the classic run gave %s, expected %s", what, kiln_status_name(classic.st),
+                  kiln_status_name(expect));
     if (!ok1 || !ok7) TEST_FAIL("%s: the device step differs from the classic one", what);
 }
 
@@ -116,10 +124,8 @@ TEST(device_step_adam)
     struct kiln_config cfg;
     base_config(&cfg);
     cfg.train.epochs = 3;
-    struct kiln_dataset *ds = make_blobs(301, 12); /* a short last batch */
-    ASSERT(ds != NULL);
-    check_device_equals_classic(&cfg, ds, "adam");
-    free_dataset(ds);
+    /* 301 rows: a short last batch. */
+    check_device_equals_classic(&cfg, make_blobs(301, 12), "adam", KILN_OK);
 }
 
 TEST(device_step_sgd_dropout_clip_cosine)
@@ -143,10 +149,7 @@ TEST(device_step_sgd_dropout_clip_cosine)
     cfg.train.schedule = KILN_SCHED_COSINE;
     cfg.train.warmup_steps = 5;
     cfg.train.epochs = 3;
-    struct kiln_dataset *ds = make_blobs(250, 13);
-    ASSERT(ds != NULL);
-    check_device_equals_classic(&cfg, ds, "sgd+dropout+clip+cosine");
-    free_dataset(ds);
+    check_device_equals_classic(&cfg, make_blobs(250, 13), "sgd+dropout+clip+cosine", KILN_OK);
 }
 
 TEST(device_step_mse)
@@ -161,10 +164,7 @@ TEST(device_step_mse)
     cfg.train.optimizer = KILN_CFG_ADAMW;
     cfg.train.weight_decay = 0.01f;
     cfg.train.epochs = 3;
-    struct kiln_dataset *ds = make_linear(200, 20);
-    ASSERT(ds != NULL);
-    check_device_equals_classic(&cfg, ds, "mse/adamw");
-    free_dataset(ds);
+    check_device_equals_classic(&cfg, make_linear(200, 20), "mse/adamw", KILN_OK);
 }
 
 /* A huge learning rate: the same KILN_ERR_NUMERIC message (epoch, step,
@@ -176,10 +176,7 @@ TEST(device_step_nan_guard)
     cfg.train.optimizer = KILN_CFG_SGD;
     cfg.train.lr = 1e30f;
     cfg.train.epochs = 3;
-    struct kiln_dataset *ds = make_blobs(300, 15);
-    ASSERT(ds != NULL);
-    check_device_equals_classic(&cfg, ds, "nan guard");
-    free_dataset(ds);
+    check_device_equals_classic(&cfg, make_blobs(300, 15), "nan guard", KILN_ERR_NUMERIC);
 }
 
 /* ==================================================================================

@@ -92,12 +92,12 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         st = kiln_errorf(KILN_ERR_NOMEM, "evaluate: out of memory");
         goto cleanup;
     }
-    /* On a device the confusion matrix is counted there: only the loss rows
-     * and, at the end, the matrix come back. */
-    bool dev_counts = classify && !be->iface->host_memory && m->ops->confusion;
+    /* The backend counts the confusion matrix (accuracy is its trace): on
+     * a device only the loss rows and, at the end, the matrix come back. */
+    int64_t *counts = out->confusion;
     size_t counts_bytes = (size_t)n_classes * (size_t)n_classes * sizeof(int64_t);
-    if (dev_counts) {
-        counts_dev = be->iface->alloc(be->ctx, counts_bytes);
+    if (classify && !be->iface->host_memory) {
+        counts = counts_dev = be->iface->alloc(be->ctx, counts_bytes);
         if (!counts_dev) {
             st = kiln_error_context(KILN_ERR_NOMEM, "evaluate: the confusion matrix");
             goto cleanup;
@@ -115,24 +115,15 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
         double loss = 0.0;
         if (st == KILN_OK) st = nn_forward(m, b, false, 0, &logits);
         if (st == KILN_OK) st = nn_loss_backward(m, logits, b, false, 0, &loss);
-        if (st == KILN_OK && dev_counts)
-            st = m->ops->confusion(be->ctx, logits, m->labels, b, k, counts_dev);
+        if (st == KILN_OK && classify)
+            st = m->ops->confusion(be->ctx, logits, m->labels, b, k, counts);
         else if (st == KILN_OK)
             st = be->iface->download(be->ctx, outs, logits, (size_t)(b * k) * sizeof(float));
         if (st != KILN_OK) goto cleanup;
         loss_sum += loss * (double)b;
-        if (dev_counts) continue;
+        if (classify) continue;
         for (int64_t r = 0; r < b; r++) {
             const float *o = outs + r * k;
-            if (classify) {
-                int32_t y = ((const int32_t *)split->y)[rows[r]];
-                int64_t best = 0;
-                for (int64_t c = 1; c < k; c++)
-                    if (o[c] > o[best]) best = c;
-                correct += best == y;
-                out->confusion[(int64_t)y * n_classes + best]++;
-                continue;
-            }
             const float *t = (const float *)split->y + rows[r] * k;
             for (int64_t c = 0; c < k; c++) {
                 double d = (double)o[c] - (double)t[c];
@@ -147,11 +138,12 @@ enum kiln_status kiln_evaluate(struct kiln_model *m, const struct kiln_split *sp
             }
         }
     }
-    if (dev_counts) {
+    if (counts_dev) {
         st = be->iface->download(be->ctx, out->confusion, counts_dev, counts_bytes);
         if (st != KILN_OK) goto cleanup;
-        for (int c = 0; c < n_classes; c++) correct += out->confusion[(int64_t)c * n_classes + c];
     }
+    if (classify)
+        for (int c = 0; c < n_classes; c++) correct += out->confusion[(int64_t)c * n_classes + c];
     out->n = n;
     out->loss = n ? loss_sum / (double)n : 0.0;
     if (classify) {

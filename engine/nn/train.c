@@ -39,9 +39,10 @@ struct kiln_trainer {
     void *y_src_owned;
     int64_t *order_dev;           /* [n_train] */
     struct kiln_step_vars *vars_dev, *vars_host; /* [steps_per_epoch] */
-    struct kiln_step_ctl *ctl_dev, ctl_host;
-    void *graph_full, *graph_tail; /* captured steps: a full batch, the epoch's last */
-    int64_t graph_tail_rows;
+    struct kiln_step_ctl *ctl_dev;
+    /* Captured steps: a full batch, and the epoch's short last one (its
+     * size, n_train % batch_size, is the same every epoch). */
+    void *graph_full, *graph_tail;
     bool no_graphs;               /* a capture failed once: run the ops directly */
     bool streaming;               /* X did not fit: batches go up from host memory */
     void *stage_host, *stage_dev; /* streaming: one batch of raw rows */
@@ -601,10 +602,6 @@ static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
     if (t->no_graphs || t->streaming || !be->iface->capture_begin)
         return device_step_ops(t, rows, true);
     bool full = rows == t->cfg->train.batch_size;
-    if (!full && t->graph_tail && t->graph_tail_rows != rows) {
-        be->iface->graph_free(be->ctx, t->graph_tail);
-        t->graph_tail = NULL;
-    }
     void **g = full ? &t->graph_full : &t->graph_tail;
     if (!*g) {
         char why[512] = "";
@@ -620,7 +617,6 @@ static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
             if (st == KILN_OK) st = end;
             if (st == KILN_OK) {
                 *g = graph;
-                if (!full) t->graph_tail_rows = rows;
             } else {
                 be->iface->graph_free(be->ctx, graph);
             }
@@ -688,14 +684,14 @@ static enum kiln_status device_epoch(struct kiln_trainer *t, int64_t epoch,
         v->bc1 = 1.0f - powf(tc->beta1, (float)(step + 1));
         v->bc2_sqrt = sqrtf(1.0f - powf(tc->beta2, (float)(step + 1)));
     }
-    t->ctl_host = (struct kiln_step_ctl){.cursor = 0, .first_bad = -1};
+    struct kiln_step_ctl ctl = {.cursor = 0, .first_bad = -1};
     enum kiln_status st =
         be->iface->upload(be->ctx, t->order_dev, t->order, (size_t)t->n_train * sizeof(int64_t));
     if (st == KILN_OK)
         st = be->iface->upload(be->ctx, t->vars_dev, t->vars_host,
                                (size_t)steps * sizeof(struct kiln_step_vars));
     if (st == KILN_OK)
-        st = be->iface->upload(be->ctx, t->ctl_dev, &t->ctl_host, sizeof t->ctl_host);
+        st = be->iface->upload(be->ctx, t->ctl_dev, &ctl, sizeof ctl);
     int64_t reported = 0;
     for (int64_t s = 0; s < steps && st == KILN_OK; s++) {
         int64_t lo = s * bs, n = lo + bs <= t->n_train ? bs : t->n_train - lo;
