@@ -22,14 +22,10 @@
 #include "store-internal.h"
 
 /* --- liveness ------------------------------------------------------------------------
- * As for runs (runs.c): the scoring process holds an exclusive flock on
+ * As for runs: the scoring process holds an exclusive flock on
  * .kiln/locks/score-N.lock while the job runs; the kernel drops it however
- * the process dies, so a lock anyone can take belongs to a dead job. */
-
-static void job_lock_path(const struct kiln_store *ws, int64_t id, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/locks/score-%lld.lock", ws->dir, (long long)id);
-}
+ * the process dies, so kiln_store_open (store_reap_dead) marks a job whose
+ * lock anyone can take interrupted. */
 
 /* Takes job id's lock. A reaper may hold it for an instant while it checks
  * it, so a refusal is retried for a second before it counts. */
@@ -37,7 +33,7 @@ static enum kiln_status job_lock(struct kiln_store *ws, int64_t id, int *fd_out)
 {
     char path[4400], dir[4400];
     *fd_out = -1;
-    job_lock_path(ws, id, path, sizeof path);
+    store_lock_path(ws, "score", id, path, sizeof path);
     snprintf(dir, sizeof dir, "%s/locks", ws->dir);
     mkdir(dir, 0777); /* workspaces made before locks/ existed */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -53,58 +49,6 @@ static enum kiln_status job_lock(struct kiln_store *ws, int64_t id, int *fd_out)
     }
     *fd_out = fd;
     return KILN_OK;
-}
-
-static bool job_is_alive(const struct kiln_store *ws, int64_t id)
-{
-    char path[4400];
-    job_lock_path(ws, id, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool alive = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return alive;
-}
-
-/* Marks running jobs whose process is gone as interrupted, each with its
- * audit entry, and removes their lock files. */
-static enum kiln_status jobs_reap(struct kiln_store *ws)
-{
-    sqlite3_stmt *s;
-    enum kiln_status st =
-        store_prepare(ws, "SELECT id FROM score_jobs WHERE status = 'running'", &s);
-    if (st != KILN_OK) return st;
-    int64_t dead[64];
-    int n = 0;
-    while (sqlite3_step(s) == SQLITE_ROW && n < 64) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        if (!job_is_alive(ws, id)) dead[n++] = id;
-    }
-    sqlite3_finalize(s);
-    for (int i = 0; i < n && st == KILN_OK; i++) {
-        char ts[32], subject[64], path[4400];
-        time_iso8601(ts);
-        st = kiln_store_begin(ws);
-        if (st != KILN_OK) break;
-        st = store_prepare(ws, "UPDATE score_jobs SET status = 'interrupted', ended = ?, "
-                               "error = 'the scoring process died' WHERE id = ? AND "
-                               "status = 'running'", &s);
-        if (st == KILN_OK) {
-            sqlite3_bind_text(s, 1, ts, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 2, dead[i]);
-            if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "marking a dead job");
-            sqlite3_finalize(s);
-        }
-        if (st == KILN_OK && sqlite3_changes(ws->db) > 0) {
-            snprintf(subject, sizeof subject, "score:%lld", (long long)dead[i]);
-            st = kiln_audit_append(ws, "score.interrupted", subject, "the scoring process died");
-        }
-        if (st == KILN_OK) st = kiln_store_commit(ws);
-        else kiln_store_rollback(ws);
-        job_lock_path(ws, dead[i], path, sizeof path);
-        if (st == KILN_OK) unlink(path);
-    }
-    return st;
 }
 
 /* --- lookups --------------------------------------------------------------------------- */
@@ -395,8 +339,9 @@ cleanup:
     return st;
 }
 
-/* Records how job id ended (failed when error is not NULL), and appends
- * score.end, in one transaction; with v, also the registered version. */
+/* Records how job id ended (failed when error is not NULL), with the
+ * version its output registered as (out->registered_version_id, when set),
+ * and appends score.end; the caller holds the transaction. */
 static enum kiln_status job_end(struct kiln_store *ws, int64_t id,
                                 const struct kiln_score_result *res,
                                 const struct kiln_scorejob_result *out, const char *error)
@@ -407,8 +352,8 @@ static enum kiln_status job_end(struct kiln_store *ws, int64_t id,
     enum kiln_status st = store_prepare(
         ws, "UPDATE score_jobs SET status = ?, model_version_id = ?, model_sha256 = ?, "
             "package_sha256 = ?, output_sha256 = ?, rows = ?, resumed_from = ?, seconds = ?, "
-            "read_seconds = ?, compute_seconds = ?, write_seconds = ?, ended = ?, error = ? "
-            "WHERE id = ?",
+            "read_seconds = ?, compute_seconds = ?, write_seconds = ?, ended = ?, error = ?, "
+            "registered_version_id = ? WHERE id = ?",
         &s);
     if (st != KILN_OK) return st;
     sqlite3_bind_text(s, 1, error ? "failed" : "finished", -1, SQLITE_STATIC);
@@ -424,7 +369,8 @@ static enum kiln_status job_end(struct kiln_store *ws, int64_t id,
     sqlite3_bind_double(s, 11, res->write_seconds);
     sqlite3_bind_text(s, 12, now, -1, SQLITE_STATIC);
     bind_text_or_null(s, 13, error);
-    sqlite3_bind_int64(s, 14, id);
+    bind_id_or_null(s, 14, out->registered_version_id);
+    sqlite3_bind_int64(s, 15, id);
     if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "recording a scoring job's end");
     sqlite3_finalize(s);
     if (st != KILN_OK) return st;
@@ -501,8 +447,6 @@ enum kiln_status kiln_scorejob_run(struct kiln_store *ws, const struct kiln_scor
         st = check_split(ws, opt->input_version_id, job->input, opt->split);
         if (st != KILN_OK) goto cleanup;
     }
-    st = jobs_reap(ws);
-    if (st != KILN_OK) goto cleanup;
     abs_path(job->input, input_abs, sizeof input_abs);
     abs_path(job->output, output_abs, sizeof output_abs);
     out->input_version_id = opt->input_version_id ? opt->input_version_id
@@ -546,16 +490,6 @@ enum kiln_status kiln_scorejob_run(struct kiln_store *ws, const struct kiln_scor
     }
     kiln_dataset_free(ds);
     if (st == KILN_OK) st = job_end(ws, out->job_id, res, out, sst == KILN_OK ? NULL : err);
-    if (st == KILN_OK && out->registered_version_id) {
-        sqlite3_stmt *s;
-        st = store_prepare(ws, "UPDATE score_jobs SET registered_version_id = ? WHERE id = ?", &s);
-        if (st == KILN_OK) {
-            sqlite3_bind_int64(s, 1, out->registered_version_id);
-            sqlite3_bind_int64(s, 2, out->job_id);
-            if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "linking the registered version");
-            sqlite3_finalize(s);
-        }
-    }
     if (st == KILN_OK) st = kiln_store_commit(ws);
     else kiln_store_rollback(ws);
     /* The scoring's own failure is what the caller needs to hear. */
@@ -563,7 +497,7 @@ enum kiln_status kiln_scorejob_run(struct kiln_store *ws, const struct kiln_scor
 cleanup:
     if (lock_fd >= 0) {
         char path[4400];
-        job_lock_path(ws, out->job_id, path, sizeof path);
+        store_lock_path(ws, "score", out->job_id, path, sizeof path);
         unlink(path);
         close(lock_fd);
     }
@@ -604,14 +538,27 @@ static json_t *json_real_or_null(sqlite3_stmt *s, int i)
                                                     : json_real(sqlite3_column_double(s, i));
 }
 
+/* What the listings show of a LIST_SQL row besides its columns: the input
+ * and registered versions and "name@version" of the model ("" for none). */
+struct job_labels {
+    char input[300], registered[300], model[300];
+};
+
+static void job_labels(struct kiln_store *ws, sqlite3_stmt *s, struct job_labels *l)
+{
+    version_label(ws, sqlite3_column_int64(s, 11), l->input, sizeof l->input);
+    version_label(ws, sqlite3_column_int64(s, 23), l->registered, sizeof l->registered);
+    l->model[0] = '\0';
+    if (col_text(s, 3))
+        snprintf(l->model, sizeof l->model, "%s@%lld", col_text(s, 3),
+                 (long long)sqlite3_column_int64(s, 4));
+}
+
 static json_t *job_json(struct kiln_store *ws, sqlite3_stmt *s)
 {
-    char in_label[300], reg_label[300], model_label[300] = "";
-    version_label(ws, sqlite3_column_int64(s, 11), in_label, sizeof in_label);
-    version_label(ws, sqlite3_column_int64(s, 23), reg_label, sizeof reg_label);
-    if (col_text(s, 3))
-        snprintf(model_label, sizeof model_label, "%s@%lld", col_text(s, 3),
-                 (long long)sqlite3_column_int64(s, 4));
+    struct job_labels l;
+    job_labels(ws, s, &l);
+    const char *in_label = l.input, *reg_label = l.registered, *model_label = l.model;
     json_t *o = json_object();
     if (!o) return NULL;
     json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
@@ -651,14 +598,11 @@ static json_t *job_json(struct kiln_store *ws, sqlite3_stmt *s)
 
 static void job_print(struct kiln_store *ws, sqlite3_stmt *s, FILE *out)
 {
-    char in_label[300], reg_label[300], model[300], rows[32] = "-", secs[32] = "-";
-    version_label(ws, sqlite3_column_int64(s, 11), in_label, sizeof in_label);
-    version_label(ws, sqlite3_column_int64(s, 23), reg_label, sizeof reg_label);
-    if (col_text(s, 3))
-        snprintf(model, sizeof model, "%s@%lld", col_text(s, 3),
-                 (long long)sqlite3_column_int64(s, 4));
-    else
-        snprintf(model, sizeof model, "%s", col_text(s, 2) ? col_text(s, 2) : "");
+    char rows[32] = "-", secs[32] = "-";
+    struct job_labels l;
+    job_labels(ws, s, &l);
+    char *in_label = l.input, *reg_label = l.registered;
+    const char *model = l.model[0] ? l.model : col_text(s, 2) ? col_text(s, 2) : "";
     if (sqlite3_column_type(s, 14) != SQLITE_NULL)
         snprintf(rows, sizeof rows, "%lld", (long long)sqlite3_column_int64(s, 14));
     if (sqlite3_column_type(s, 19) != SQLITE_NULL)
@@ -679,8 +623,7 @@ static void job_print(struct kiln_store *ws, sqlite3_stmt *s, FILE *out)
 enum kiln_status kiln_scorejobs_list(struct kiln_store *ws, int64_t limit, bool json, FILE *out)
 {
     sqlite3_stmt *s;
-    enum kiln_status st = jobs_reap(ws);
-    if (st == KILN_OK) st = store_prepare(ws, LIST_SQL, &s);
+    enum kiln_status st = store_prepare(ws, LIST_SQL, &s);
     if (st != KILN_OK) return st;
     sqlite3_bind_int64(s, 1, limit > 0 ? limit : -1);
     json_t *arr = json ? json_array() : NULL;

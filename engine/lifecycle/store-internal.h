@@ -21,10 +21,15 @@ enum kiln_status store_exec(struct kiln_store *ws, const char *sql);
 /* Prepares sql; on failure returns a status naming it. */
 enum kiln_status store_prepare(struct kiln_store *ws, const char *sql, sqlite3_stmt **out);
 
-/* The lock file a running training process holds (flock) for run id, so
- * that a dead process's run can be told from a live one. */
+/* The lock file a running process holds (flock) for its job: kind "run"
+ * (a training run) or "score" (a scoring job), so that a dead process's job
+ * can be told from a live one. */
+void store_lock_path(const struct kiln_store *ws, const char *kind, int64_t id, char *buf,
+                     size_t len);
+/* store_lock_path for kind "run". */
 void store_run_lock_path(const struct kiln_store *ws, int64_t run_id, char *buf, size_t len);
-/* Marks runs whose process is gone as interrupted. */
-enum kiln_status store_reap_dead_runs(struct kiln_store *ws);
+/* Marks runs and scoring jobs whose process is gone as interrupted (done by
+ * kiln_store_open). */
+enum kiln_status store_reap_dead(struct kiln_store *ws);
 
 #endif

@@ -329,7 +329,7 @@ enum kiln_status kiln_store_open_optional(const char *dir, struct kiln_store **o
     enum kiln_status st = store_find(dir, root, &found);
     if (st != KILN_OK || !found) return st;
     st = store_open_at(root, false, out);
-    if (st == KILN_OK) st = store_reap_dead_runs(*out);
+    if (st == KILN_OK) st = store_reap_dead(*out);
     if (st != KILN_OK) {
         kiln_store_close(*out);
         *out = NULL;
@@ -349,55 +349,88 @@ enum kiln_status kiln_store_open(const char *dir, struct kiln_store **out)
     return st;
 }
 
-/* --- runs whose process died --------------------------------------------------------- */
+/* --- runs and scoring jobs whose process died ---------------------------------------- */
+
+void store_lock_path(const struct kiln_store *ws, const char *kind, int64_t id, char *buf,
+                     size_t len)
+{
+    snprintf(buf, len, "%s/locks/%s-%lld.lock", ws->dir, kind, (long long)id);
+}
 
 void store_run_lock_path(const struct kiln_store *ws, int64_t run_id, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/locks/run-%lld.lock", ws->dir, (long long)run_id);
+    store_lock_path(ws, "run", run_id, buf, len);
 }
 
-/* A running training process holds an exclusive flock on its run's lock
- * file for its whole life; the kernel drops it when the process dies, however
- * it dies. So a lock we can take belongs to a dead run. */
-static bool run_is_alive(const struct kiln_store *ws, int64_t run_id)
+/* A running process holds an exclusive flock on its job's lock file for its
+ * whole life; the kernel drops it when the process dies, however it dies.
+ * So a lock we can take belongs to a dead job. */
+static bool job_is_alive(const struct kiln_store *ws, const char *kind, int64_t id)
 {
     char path[4400];
-    store_run_lock_path(ws, run_id, path, sizeof path);
-    int fd = open(path, O_RDONLY);
+    store_lock_path(ws, kind, id, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     bool alive = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);
     return alive;
 }
 
-enum kiln_status store_reap_dead_runs(struct kiln_store *ws)
+/* Marks the rows of table still 'running' whose process is gone as
+ * interrupted (error: why), each with its audit entry KIND.interrupted on
+ * subject KIND:ID. With drop_lock, the dead job's lock file goes too (for
+ * jobs whose id never runs again; a run can be resumed under its id). */
+static enum kiln_status reap_dead(struct kiln_store *ws, const char *table, const char *kind,
+                                  const char *why, bool drop_lock)
 {
     sqlite3_stmt *s;
-    enum kiln_status st = store_prepare(ws, "SELECT id FROM runs WHERE status = 'running'", &s);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE status = 'running'", table);
+    enum kiln_status st = store_prepare(ws, sql, &s);
     if (st != KILN_OK) return st;
     int64_t dead[64];
     int n = 0;
     while (sqlite3_step(s) == SQLITE_ROW && n < 64) {
         int64_t id = sqlite3_column_int64(s, 0);
-        if (!run_is_alive(ws, id)) dead[n++] = id;
+        if (!job_is_alive(ws, kind, id)) dead[n++] = id;
     }
     sqlite3_finalize(s);
+    snprintf(sql, sizeof sql, "UPDATE %s SET status = 'interrupted', ended = ?, error = ? "
+             "WHERE id = ? AND status = 'running'", table);
     for (int i = 0; i < n && st == KILN_OK; i++) {
-        char ts[32], sql[256], subject[64];
+        char ts[32], subject[64], action[64], path[4400];
+        bool reaped = false;
         time_iso8601(ts);
         st = kiln_store_begin(ws);
         if (st != KILN_OK) break;
-        snprintf(sql, sizeof sql,
-                 "UPDATE runs SET status = 'interrupted', ended = '%s', "
-                 "error = 'the training process died' WHERE id = %lld AND status = 'running'",
-                 ts, (long long)dead[i]);
-        st = store_exec(ws, sql);
+        st = store_prepare(ws, sql, &s);
+        if (st == KILN_OK) {
+            sqlite3_bind_text(s, 1, ts, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, why, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, dead[i]);
+            if (sqlite3_step(s) != SQLITE_DONE) st = store_sql_error(ws, "marking a dead job");
+            sqlite3_finalize(s);
+        }
         if (st == KILN_OK && sqlite3_changes(ws->db) > 0) {
-            snprintf(subject, sizeof subject, "run:%lld", (long long)dead[i]);
-            st = kiln_audit_append(ws, "run.interrupted", subject, "the training process died");
+            reaped = true;
+            snprintf(subject, sizeof subject, "%s:%lld", kind, (long long)dead[i]);
+            snprintf(action, sizeof action, "%s.interrupted", kind);
+            st = kiln_audit_append(ws, action, subject, why);
         }
         if (st == KILN_OK) st = kiln_store_commit(ws);
         else kiln_store_rollback(ws);
+        if (st == KILN_OK && reaped && drop_lock) {
+            store_lock_path(ws, kind, dead[i], path, sizeof path);
+            unlink(path);
+        }
     }
+    return st;
+}
+
+enum kiln_status store_reap_dead(struct kiln_store *ws)
+{
+    enum kiln_status st = reap_dead(ws, "runs", "run", "the training process died", false);
+    if (st == KILN_OK)
+        st = reap_dead(ws, "score_jobs", "score", "the scoring process died", true);
     return st;
 }

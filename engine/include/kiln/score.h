@@ -115,7 +115,8 @@ enum kiln_status kiln_scorejob_run(struct kiln_store *ws, const struct kiln_scor
                                    struct kiln_score_result *res,
                                    struct kiln_scorejob_result *out);
 /* Prints the newest limit jobs (0: all), newest first: a table, or with json
- * an array of objects with every column. Marks dead jobs interrupted first. */
+ * an array of objects with every column. (Opening ws marked the jobs whose
+ * process died interrupted.) */
 enum kiln_status kiln_scorejobs_list(struct kiln_store *ws, int64_t limit, bool json, FILE *out);
 
 #endif
