@@ -92,7 +92,8 @@ static const char AUDIT_USAGE[] =
     "usage: kiln audit log [--limit N] [--json] [--workspace DIR]\n"
     "       kiln audit verify [--workspace DIR]\n"
     "\n"
-    "log prints the audit log (time, user, host, action, subject, detail, hash);\n"
+    "log prints the newest N entries (--limit; default all), oldest first: id, time,\n"
+    "user, action, subject, detail, hash; --json one object a line, with host too.\n"
     "verify recomputes its SHA-256 chain and exits 12 if any entry was edited,\n"
     "inserted or deleted.\n";
 

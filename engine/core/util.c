@@ -149,6 +149,14 @@ void sha256_abort(struct sha256_ctx *c)
     free(c);
 }
 
+bool sha256_is_hex(const char *s)
+{
+    if (strlen(s) != 64) return false;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    return true;
+}
+
 enum kiln_status sha256_file(const char *path, char hex[65])
 {
     FILE *f = fopen(path, "rb");

@@ -45,6 +45,8 @@ void sha256_end(struct sha256_ctx *c, char hex[65]);
 void sha256_abort(struct sha256_ctx *c);
 /* SHA-256 of a whole file, streamed. */
 enum kiln_status sha256_file(const char *path, char hex[65]);
+/* Whether s is a digest as sha256_end writes it: 64 lowercase hex digits. */
+bool sha256_is_hex(const char *s);
 
 /* --- HDF5 ----------------------------------------------------------------------
  * HDF5 reports failure as a negative return; these helpers turn that into a

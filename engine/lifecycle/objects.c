@@ -31,14 +31,6 @@ enum kiln_status kiln_store_tmp_path(struct kiln_store *ws, const char *suffix, 
     return KILN_OK;
 }
 
-static bool is_hex64(const char *s)
-{
-    if (strlen(s) != 64) return false;
-    for (int i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-    return true;
-}
-
 /* Moves the finished, fsynced temp file tmp to its object name (or drops it
  * when that content is stored already) and records it. */
 static enum kiln_status object_install(struct kiln_store *ws, const char *tmp, const char *sha,
@@ -137,7 +129,7 @@ enum kiln_status kiln_store_adopt_tmp(struct kiln_store *ws, const char *tmp_pat
 enum kiln_status kiln_store_object_path(struct kiln_store *ws, const char *sha, char *buf,
                                         size_t len)
 {
-    if (!is_hex64(sha)) return kiln_errorf(KILN_ERR_FORMAT, "'%s' is not a SHA-256", sha);
+    if (!sha256_is_hex(sha)) return kiln_errorf(KILN_ERR_FORMAT, "'%s' is not a SHA-256", sha);
     kiln_store_object_path_unchecked(ws, sha, buf, len);
     struct stat sb;
     if (stat(buf, &sb) != 0)

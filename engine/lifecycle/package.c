@@ -708,14 +708,6 @@ static enum kiln_status yget_i64(yaml_document_t *d, const char *pkg, const char
     return KILN_OK;
 }
 
-static bool is_hex64(const char *s)
-{
-    if (strlen(s) != 64) return false;
-    for (int i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-    return true;
-}
-
 /* Parses the manifest's text into p and its member list. */
 static enum kiln_status manifest_parse(const char *pkg, struct kiln_package *p,
                                        struct manifest_member *mm, int *n_mm)
@@ -873,7 +865,7 @@ static enum kiln_status manifest_parse(const char *pkg, struct kiln_package *p,
         errno = 0;
         long long size = strtoll((const char *)ms->data.scalar.value, &end, 10);
         if (errno || *end || size < 0 || size > KILN_PACKAGE_MAX_MEMBER ||
-            !is_hex64((const char *)mh->data.scalar.value)) {
+            !sha256_is_hex((const char *)mh->data.scalar.value)) {
             st = kiln_errorf(KILN_ERR_FORMAT, "%s: manifest.yaml: members[%d] (%s): bad size or "
                              "sha256", pkg, i, e->path);
             goto cleanup;

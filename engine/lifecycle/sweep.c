@@ -665,10 +665,9 @@ enum kiln_status kiln_sweep_run(struct kiln_store *ws, const struct kiln_sweep_s
     st = sweep_record(ws, spec, sweep_id);
     if (st != KILN_OK) return st;
     char dir[4400];
-    snprintf(dir, sizeof dir, "%s/sweeps", ws->dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return kiln_errorf(KILN_ERR_IO, "%s: %s", dir, strerror(errno));
     snprintf(dir, sizeof dir, "%s/sweeps/%lld", ws->dir, (long long)*sweep_id);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return kiln_errorf(KILN_ERR_IO, "%s: %s", dir, strerror(errno));
+    st = fs_make_dirs(dir);
+    if (st != KILN_OK) return st;
     fprintf(out, "sweep %lld: %s search, %lld trials, %d at a time; logs in %s\n",
             (long long)*sweep_id, spec->random ? "random" : "grid", (long long)spec->trials,
             opt->jobs, dir);
