@@ -11,6 +11,19 @@
  * with no allocation per number (measured on this 2-core machine, best of
  * 20). Streaming also means the JSON body is never buffered whole.
  *
+ * The data lane: yajl's lexer still cost 31% of the server's CPU on such
+ * a body and number conversion 20% (perf, docs/SERVING.md), so a flat run
+ * of numbers inside "data" is read by req_lane, one pass that checks each
+ * number's JSON syntax and converts it, while yajl reads everything else.
+ * The body is fed to yajl in pieces that end at each '[': when the piece's
+ * last token opened a data array, yajl stands at the array's start, and the
+ * lane takes the numbers and commas that follow. At the first byte that is
+ * not one of them (']', a nested '[', null, ...), yajl resumes from the
+ * same state, having seen an array start and nothing since: from its side
+ * the elements the lane took never were, and what it reads next is still
+ * valid or invalid exactly as in the whole document, except a ',' before
+ * ']', which the lane refuses itself.
+ *
  * Numbers become float32 as the CSV reader's data_parse_f32 makes them
  * (strtod, then rounded to float), so a row sent as JSON text scores as the
  * same row read by kiln predict from a CSV. Values that round to infinity
@@ -33,6 +46,10 @@
  * needs 4 ({"inputs": [{"data": [[...]]}]}) plus what a client's own
  * "parameters" hold; deeper is refused rather than followed. */
 #define REQ_MAX_DEPTH 32
+/* The longest number the data may hold: far past any float's shortest
+ * form (at most 9 significant digits and an exponent) and past what a
+ * careless client prints, small enough to keep across two body pieces. */
+#define REQ_MAX_NUMBER 1024
 #define REQ_HTTP_BAD 400
 #define REQ_HTTP_NOMEM 500
 
@@ -107,6 +124,14 @@ struct serve_parser {
     char out_name[201];          /* the output being read */
     size_t out_name_len;
     bool out_named, out_bin;
+    /* The data lane (req_lane). */
+    bool lane_off;               /* everything through yajl (tests, the parse bench) */
+    bool lane_ready;             /* yajl's last token opened a data array */
+    bool in_lane;                /* the lane reads the bytes that come */
+    bool lane_value_next;        /* a number comes next, not ',' or ']' */
+    bool lane_comma;             /* the lane read a ',' in this array */
+    char num[REQ_MAX_NUMBER];    /* a number cut by the end of a piece */
+    size_t num_len;
     /* The outcome. */
     bool failed;
     int code;
@@ -206,35 +231,61 @@ static bool req_token_int(const char *s, size_t n, int64_t *out)
     return true;
 }
 
-/* Clinger's fast path: a number of at most 15 digits with no exponent is
- * an exact integer m over an exact power of ten 10^f (f <= 15), so the one
- * correctly rounded division m / 10^f is the double strtod returns, bit
- * for bit (-0 included), at a fraction of its cost: strtod was over half of
- * the parse. Pixels ("0", "0.5294118") all take it; false sends the rest
- * to strtod. yajl has checked the number's syntax: one point at most,
- * never first. */
-static inline bool req_number_fast(const char *s, size_t n, double *out)
+/* The value of the JSON number s[0..n), correctly rounded to double as
+ * strtod rounds it; false when the text is not a JSON number
+ * (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?), which only the lane can
+ * hand over: yajl checks its own. Clinger's fast path: a number of at most
+ * 15 digits with no exponent is an exact integer m over an exact power of
+ * ten 10^f (f <= 15), so the one correctly rounded division m / 10^f is the
+ * double strtod returns, bit for bit (-0 included), at a fraction of its
+ * cost: strtod was over half of the parse. Pixels ("0", "0.5294118") all
+ * take it; the rest go to strtod. */
+static inline bool req_number(const char *s, size_t n, double *out)
 {
     static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-    size_t neg = s[0] == '-', dot = 0;
-    if (n - neg > 16) return false; /* more than 15 digits and a point */
-    uint64_t m = 0;
-    for (size_t i = neg; i < n; i++) {
-        unsigned d = (unsigned)((unsigned char)s[i] - '0');
-        if (d < 10) m = m * 10 + d;
-        else if (s[i] == '.') dot = i;
-        else return false; /* an exponent */
+#define REQ_DIGIT(c) ((unsigned)((unsigned char)(c) - '0') < 10)
+    size_t i = s[0] == '-', digits = 0, frac = 0;
+    uint64_t m = 0; /* wraps past 19 digits, then unused */
+    if (i == n || !REQ_DIGIT(s[i])) return false;
+    if (s[i] == '0') {
+        i++, digits++;
+    } else {
+        for (; i < n && REQ_DIGIT(s[i]); i++, digits++) m = m * 10 + (uint64_t)(s[i] - '0');
     }
-    if (n - neg - (dot != 0) > 15) return false;
-    double v = (double)m / pow10[dot ? n - dot - 1 : 0];
-    *out = neg ? -v : v;
+    if (i < n && s[i] == '.') {
+        size_t first = ++i;
+        for (; i < n && REQ_DIGIT(s[i]); i++, frac++) m = m * 10 + (uint64_t)(s[i] - '0');
+        if (i == first) return false;
+        digits += frac;
+    }
+    bool exponent = i < n && (s[i] == 'e' || s[i] == 'E');
+    if (exponent) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t first = i;
+        while (i < n && REQ_DIGIT(s[i])) i++;
+        if (i == first) return false;
+    }
+    if (i != n) return false;
+#undef REQ_DIGIT
+    if (!exponent && digits <= 15) {
+        double v = (double)m / pow10[frac];
+        *out = s[0] == '-' ? -v : v;
+        return true;
+    }
+    char buf[REQ_MAX_NUMBER + 1];
+    if (n > REQ_MAX_NUMBER) return false; /* the callers refuse such numbers first */
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    *out = strtod(buf, NULL);
     return true;
 }
 
-/* The data's next value, where the rows go: x grows while the shape is
- * unknown (it may follow the data), up to what --max-rows rows hold. */
-static bool req_data_value(struct serve_parser *p, const char *s, size_t n)
+/* The data's next value v, read from the text s[0..n), where the rows go:
+ * x grows while the shape is unknown (it may follow the data), up to what
+ * --max-rows rows hold. */
+static bool req_data_value(struct serve_parser *p, double v, const char *s, size_t n)
 {
     int64_t raw = p->raw;
     if (p->n >= p->cap) {
@@ -255,16 +306,6 @@ static bool req_data_value(struct serve_parser *p, const char *s, size_t n)
         p->req.x = x;
         p->cap = cap;
     }
-    double v;
-    if (!req_number_fast(s, n, &v)) {
-        char buf[64], *text = buf;
-        if (n >= sizeof buf && !(text = malloc(n + 1)))
-            return req_fail(p, REQ_HTTP_NOMEM, "out of memory");
-        memcpy(text, s, n);
-        text[n] = '\0';
-        v = strtod(text, NULL); /* yajl checked the JSON number syntax */
-        if (text != buf) free(text);
-    }
     /* Past FLT_MAX plus half its ulp a value rounds to infinity; below
      * that it rounds to FLT_MAX, so FLT_MAX's shortest decimal form
      * (3.4028235e38, which numpy prints) is accepted. */
@@ -275,6 +316,23 @@ static bool req_data_value(struct serve_parser *p, const char *s, size_t n)
                         (int)(n > 40 ? 40 : n), s, (double)FLT_MAX);
     p->req.x[p->n++] = (float)v;
     return true;
+}
+
+static bool req_number_too_long(struct serve_parser *p, size_t n)
+{
+    return req_fail(p, REQ_HTTP_BAD, "input '" SERVE_INPUT "' value %lld is a number of %zu "
+                    "characters, more than %d", (long long)p->n, n, REQ_MAX_NUMBER);
+}
+
+/* A number yajl read in the data. */
+static bool req_data_text(struct serve_parser *p, const char *s, size_t n)
+{
+    double v;
+    if (n > REQ_MAX_NUMBER) return req_number_too_long(p, n);
+    if (!req_number(s, n, &v))
+        return req_fail(p, REQ_HTTP_BAD, "internal error: yajl passed the number '%.*s'",
+                        (int)(n > 40 ? 40 : n), s);
+    return req_data_value(p, v, s, n);
 }
 
 /* The values that are not numbers and not containers. */
@@ -367,7 +425,7 @@ static bool req_value(struct serve_parser *p, enum req_scalar t, bool map, bool 
             return req_fail(p, REQ_HTTP_BAD, "input '" SERVE_INPUT "' value %lld (row %lld, "
                             "column %lld) is not a number", (long long)p->n,
                             (long long)(p->n / p->raw + 1), (long long)(p->n % p->raw + 1));
-        return req_data_value(p, s, n);
+        return req_data_text(p, s, n);
     case SLOT_IN_PARAMS: return map ? req_push(p, FRAME_IN_PARAMS, SLOT_SKIP)
                                     : scalar || req_push(p, FRAME_SKIP, SLOT_SKIP);
     case SLOT_IN_BIN_SIZE:
@@ -512,7 +570,7 @@ static int on_number(void *ctx, const char *s, size_t n)
 {
     struct serve_parser *p = ctx;
     /* The hot path: a value in the data. */
-    if (p->depth > 0 && p->st[p->depth - 1].kind == FRAME_DATA) return req_data_value(p, s, n);
+    if (p->depth > 0 && p->st[p->depth - 1].kind == FRAME_DATA) return req_data_text(p, s, n);
     return req_value(p, SCALAR_NUMBER, false, false, s, n);
 }
 
@@ -528,7 +586,10 @@ static int on_start_map(void *ctx)
 
 static int on_start_array(void *ctx)
 {
-    return req_value(ctx, SCALAR_NULL, false, true, NULL, 0);
+    struct serve_parser *p = ctx;
+    if (!req_value(p, SCALAR_NULL, false, true, NULL, 0)) return 0;
+    p->lane_ready = p->st[p->depth - 1].kind == FRAME_DATA;
+    return 1;
 }
 
 static int on_map_key(void *ctx, const unsigned char *k, size_t n)
@@ -599,8 +660,28 @@ void serve_parser_free(struct serve_parser *p)
     free(p);
 }
 
-/* yajl's own error (malformed JSON) at byte at of the document, near the
- * text around[0..n) of the chunk that failed. */
+/* Whether the text around byte at of chunk[0..len) (and the bytes fed
+ * before it) spells NaN or Infinity. */
+static bool req_near_nan(const struct serve_parser *p, const char *chunk, size_t len, size_t at)
+{
+    char near[48];
+    size_t from = at > 16 ? at - 16 : 0, nl = 0;
+    if (at < 16) {
+        size_t back = 16 - at < p->tail_len ? 16 - at : p->tail_len;
+        memcpy(near, p->tail + p->tail_len - back, back);
+        nl = back;
+    }
+    for (size_t i = from; i < len && i < at + 16 && nl < sizeof near - 1; i++) near[nl++] = chunk[i];
+    near[nl] = '\0';
+    return strcasestr(near, "nan") || strcasestr(near, "inf");
+}
+
+/* JSON has no NaN or Infinity; a client that wrote them (Python's json
+ * does by default) is told so rather than only "invalid char". */
+#define REQ_NAN_HINT " (JSON has no NaN or Infinity: inputs must be finite numbers)"
+
+/* yajl's own error (malformed JSON) at byte at of the chunk[0..len) that
+ * failed. */
 static bool req_syntax_error(struct serve_parser *p, const char *chunk, size_t len, size_t at)
 {
     unsigned char *msg = yajl_get_error(p->h, 0, NULL, 0);
@@ -612,31 +693,233 @@ static bool req_syntax_error(struct serve_parser *p, const char *chunk, size_t l
     size_t tl = strlen(text);
     while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == '.' || text[tl - 1] == ' '))
         text[--tl] = '\0';
-    /* JSON has no NaN or Infinity; a client that wrote them (Python's json
-     * does by default) is told so rather than only "invalid char". */
-    char near[48];
-    size_t from = at > 16 ? at - 16 : 0, nl = 0;
-    if (at < 16) {
-        size_t back = 16 - at < p->tail_len ? 16 - at : p->tail_len;
-        memcpy(near, p->tail + p->tail_len - back, back);
-        nl = back;
-    }
-    for (size_t i = from; i < len && i < at + 16 && nl < sizeof near - 1; i++) near[nl++] = chunk[i];
-    near[nl] = '\0';
-    bool nan = strcasestr(near, "nan") || strcasestr(near, "inf");
     return req_fail(p, REQ_HTTP_BAD, "malformed JSON at byte %lld: %s%s",
                     (long long)(p->fed + (int64_t)at), text[0] ? text : "parse error",
-                    nan ? " (JSON has no NaN or Infinity: inputs must be finite numbers)" : "");
+                    req_near_nan(p, chunk, len, at) ? REQ_NAN_HINT : "");
+}
+
+/* A syntax error the lane found at byte at of the chunk text[0..len). */
+static bool req_lane_error(struct serve_parser *p, const char *text, size_t len, size_t at,
+                           const char *what)
+{
+    return req_fail(p, REQ_HTTP_BAD, "malformed JSON at byte %lld: %s%s",
+                    (long long)(p->fed + (int64_t)at), what,
+                    req_near_nan(p, text, len, at) ? REQ_NAN_HINT : "");
+}
+
+/* The number s[0..n) the lane read, which began at byte at of the chunk
+ * text[0..len). */
+static bool req_lane_number(struct serve_parser *p, const char *s, size_t n, const char *text,
+                            size_t len, size_t at)
+{
+    double v;
+    if (n > REQ_MAX_NUMBER) return req_number_too_long(p, n);
+    if (!req_number(s, n, &v)) {
+        char what[96];
+        snprintf(what, sizeof what, "'%.*s%s' in \"data\" is not a JSON number",
+                 (int)(n > 40 ? 40 : n), s, n > 40 ? "..." : "");
+        return req_lane_error(p, text, len, at, what);
+    }
+    return req_data_value(p, v, s, n);
+}
+
+static inline bool req_number_char(char c)
+{
+    return (unsigned)((unsigned char)c - '0') < 10 || c == '.' || c == '-' || c == '+' ||
+           c == 'e' || c == 'E';
+}
+
+/* The number of decimal digits that open the 8 bytes at s (0 to 8), and
+ * in *value what they spell. SWAR: a byte is a digit when it XORs with
+ * '0' to 0..9; adding 0x76 sets the top bit of every byte above 9 (the
+ * OR catches those above 127, whose sum would carry), and no carry can
+ * come from a digit byte below the first non-digit, the lowest set bit. */
+static inline unsigned req_digits8(const char *s, uint64_t *value)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+    uint64_t d = w ^ 0x3030303030303030u;
+    uint64_t above9 = ((d + 0x7676767676767676u) | d) & 0x8080808080808080u;
+    unsigned k = above9 ? (unsigned)__builtin_ctzll(above9) / 8 : 8;
+    *value = 0;
+    if (k == 0) return 0;
+    /* The k digits to the top bytes (little-endian: the first digit is the
+     * lowest byte, the most significant), zeros before them; then pairs,
+     * quads and the eight combined by multiplication. */
+    d <<= 8 * (8 - k);
+    d = d * 10 + (d >> 8);
+    d = (((d & 0x000000FF000000FFu) * (100 + (1000000ull << 32))) +
+         (((d >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32)))) >> 32;
+    *value = (uint32_t)d;
+    return k;
+}
+
+/* Reads the run of digits at t[*j] into *m (m * 10^k + the k digits),
+ * adding their number to *n and moving *j past them. False when the run
+ * comes within 8 bytes of len (a byte-wise read's to finish) or passes 16
+ * digits (m may then have wrapped). */
+static inline bool req_digit_run(const char *t, size_t *j, size_t len, uint64_t *m, size_t *n)
+{
+    static const uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000};
+    for (;;) {
+        if (len - *j < 8) return false;
+        uint64_t part;
+        unsigned k = req_digits8(t + *j, &part);
+        *m = *m * scale[k] + part;
+        *n += k;
+        *j += k;
+        if (k < 8) return true;
+        if (*n > 16) return false;
+    }
+}
+
+/* The lane's fast path, for text[i] a '-' or a digit: a number of at most
+ * 15 digits without an exponent, read in one pass (Clinger's division as
+ * in req_number). Returns the index after it with *out its value, or 0
+ * for anything else (longer, an exponent, malformed, or near the end of
+ * the piece), which req_number reads or refuses. */
+static inline size_t req_lane_fast(const char *t, size_t i, size_t len, double *out)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    bool neg = t[i] == '-';
+    size_t j = i + neg, digits = 0, frac = 0;
+    uint64_t m = 0;
+    if (len - j < 8) return 0;
+    if (t[j] == '0') {
+        j++, digits++;
+    } else if (!req_digit_run(t, &j, len, &m, &digits) || digits == 0) {
+        return 0;
+    }
+    if (t[j] == '.') {
+        j++;
+        if (!req_digit_run(t, &j, len, &m, &frac) || frac == 0) return 0;
+        digits += frac;
+    }
+    /* j < len: each run ended on a non-digit inside its 8 bytes. */
+    char c = t[j];
+    if (digits > 15 || (unsigned)((unsigned char)c - '0') < 10 || c == '.' || c == 'e' ||
+        c == 'E' || c == '-' || c == '+')
+        return 0;
+    double v = (double)m / pow10[frac];
+    *out = neg ? -v : v;
+    return j;
+}
+
+/* Reads the numbers, commas and white space of a data array from
+ * text[at..len) (text is the chunk whose first byte is document byte
+ * p->fed). Returns where it stopped: len, or the first byte that is yajl's
+ * to read, with p->in_lane cleared. A number cut by len waits in p->num. */
+static size_t req_lane(struct serve_parser *p, const char *text, size_t at, size_t len)
+{
+    size_t i = at;
+    if (p->num_len > 0) { /* the rest of a number cut by the last chunk */
+        size_t j = i;
+        while (j < len && req_number_char(text[j])) j++;
+        size_t n = p->num_len + (j - i);
+        if (n > REQ_MAX_NUMBER) {
+            req_number_too_long(p, n);
+            return len;
+        }
+        memcpy(p->num + p->num_len, text + i, j - i);
+        p->num_len = n;
+        if (j == len) return len;
+        p->num_len = 0;
+        if (!req_lane_number(p, p->num, n, text, len, at)) return len;
+        p->lane_value_next = false;
+        i = j;
+    }
+    while (i < len) {
+        char c = text[i];
+        if (c == ' ' || c == ',' || c == '\n' || c == '\r' || c == '\t') {
+            if (c == ',') {
+                if (p->lane_value_next) {
+                    req_lane_error(p, text, len, i, "a ',' where a value belongs in \"data\"");
+                    return len;
+                }
+                p->lane_value_next = p->lane_comma = true;
+            }
+            i++;
+            continue;
+        }
+        if (p->lane_value_next && (c == '-' || (unsigned)((unsigned char)c - '0') < 10)) {
+            double v;
+            size_t after = req_lane_fast(text, i, len, &v);
+            if (after) {
+                /* req_data_value's common case inline: room, and in range. */
+                if (p->n < p->cap && fabs(v) < 0x1.ffffffp127) p->req.x[p->n++] = (float)v;
+                else if (!req_data_value(p, v, text + i, after - i)) return len;
+                p->lane_value_next = false;
+                i = after;
+                continue;
+            }
+            size_t j = i + 1;
+            while (j < len && req_number_char(text[j])) j++;
+            if (j == len) {
+                size_t n = j - i;
+                if (n > REQ_MAX_NUMBER) {
+                    req_number_too_long(p, n);
+                    return len;
+                }
+                memcpy(p->num, text + i, n);
+                p->num_len = n;
+                return len;
+            }
+            if (!req_lane_number(p, text + i, j - i, text, len, i)) return len;
+            p->lane_value_next = false;
+            i = j;
+            continue;
+        }
+        if (!p->lane_value_next && c != ']') {
+            req_lane_error(p, text, len, i, "after a value in \"data\", expected ',' or ']'");
+            return len;
+        }
+        if (c == ']' && p->lane_value_next && p->lane_comma) {
+            req_lane_error(p, text, len, i, "a ',' before ']' in \"data\"");
+            return len;
+        }
+        /* ']' after a value (or right after '['), or a value that is not
+         * a number: yajl, still at the array's start, reads it. */
+        p->in_lane = false;
+        return i;
+    }
+    return len;
+}
+
+/* Feeds text[at..end) to yajl; false (with the reason) on an error. */
+static bool req_yajl(struct serve_parser *p, const char *text, size_t at, size_t end, size_t len)
+{
+    yajl_status ys = yajl_parse(p->h, (const unsigned char *)text + at, end - at);
+    if (ys == yajl_status_client_canceled) return false; /* p->err says why */
+    if (ys != yajl_status_ok)
+        return req_syntax_error(p, text, len, at + yajl_get_bytes_consumed(p->h));
+    return true;
 }
 
 bool serve_parser_feed(struct serve_parser *p, const char *text, size_t len)
 {
     if (p->failed) return false;
     if (len == 0) return true;
-    yajl_status ys = yajl_parse(p->h, (const unsigned char *)text, len);
-    if (ys == yajl_status_client_canceled) return false; /* p->err says why */
-    if (ys != yajl_status_ok)
-        return req_syntax_error(p, text, len, yajl_get_bytes_consumed(p->h));
+    size_t at = 0;
+    while (at < len && !p->failed) {
+        if (p->in_lane) {
+            at = req_lane(p, text, at, len);
+            continue;
+        }
+        /* yajl reads up to and including the next '[', so that a data
+         * array's start is the last token it has read. */
+        const char *open = p->lane_off ? NULL : memchr(text + at, '[', len - at);
+        size_t end = open ? (size_t)(open - text) + 1 : len;
+        p->lane_ready = false;
+        if (!req_yajl(p, text, at, end, len)) break;
+        at = end;
+        if (p->lane_ready && !p->lane_off) {
+            p->in_lane = p->lane_value_next = true;
+            p->lane_comma = false;
+        }
+    }
+    if (p->failed) return false;
     p->fed += (int64_t)len;
     if (len >= sizeof p->tail) {
         memcpy(p->tail, text + len - sizeof p->tail, sizeof p->tail);
@@ -687,4 +970,9 @@ const char *serve_parser_error(const struct serve_parser *p, int *code)
 struct serve_infer_req *serve_parser_request(struct serve_parser *p)
 {
     return p->failed ? NULL : &p->req;
+}
+
+void serve_parser_lane_off(struct serve_parser *p)
+{
+    p->lane_off = true;
 }

@@ -120,5 +120,9 @@ bool serve_parser_finish(struct serve_parser *p);
 const char *serve_parser_error(const struct serve_parser *p, int *code);
 /* The request after a successful finish (NULL otherwise); owned by p. */
 struct serve_infer_req *serve_parser_request(struct serve_parser *p);
+/* Reads every byte through yajl, without the data lane (request.c): for
+ * the tests that compare the two and the parse benchmark. Before the
+ * first feed. */
+void serve_parser_lane_off(struct serve_parser *p);
 
 #endif
