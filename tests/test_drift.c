@@ -280,6 +280,52 @@ TEST(window_matches_batch)
     kiln_drift_free(d);
 }
 
+/* The window's vectorized binning against the batch's drift_bin on the
+ * edges: values at the baseline's min and max and on bin boundaries,
+ * beyond both ends, +-Inf and NaN, and a feature the baseline holds
+ * constant (binned by the fix-up). */
+TEST(window_edges_match_batch)
+{
+    enum { N = 400 };
+    static float rows[2 * N], cur[2 * N];
+    for (int i = 0; i < N; i++) {
+        rows[2 * i] = (float)(i % 40) * 0.25f - 2.0f; /* [-2, 7.75] */
+        rows[2 * i + 1] = 3.0f;                         /* constant */
+    }
+    const float edges[] = {-2.0f, 7.75f, -2.0001f, 7.7501f, -1e30f, 1e30f, INFINITY, -INFINITY,
+                           NAN,   0.0f,  -0.0f,    2.875f,  -1.0225f, 6.7750001f, 3.0f, 2.9999998f};
+    int ne = (int)(sizeof edges / sizeof *edges);
+    for (int i = 0; i < N; i++) {
+        /* Bin boundaries: min + k * (max - min) / KILN_STATS_BINS. */
+        double step = 9.75 / KILN_STATS_BINS;
+        cur[2 * i] = i < ne ? edges[i] : (float)(-2.0 + step * (double)(i % (KILN_STATS_BINS + 1)));
+        cur[2 * i + 1] = edges[(i * 7) % ne];
+    }
+    struct baseline b;
+    make_baseline(rows, N, &b);
+    ASSERT(b.f[1].min == b.f[1].max);
+    struct kiln_drift *d = NULL;
+    struct kiln_drift_report *r = NULL;
+    struct kiln_drift_window *w = NULL;
+    ASSERT_OK(kiln_drift_begin(&b.s, &d));
+    ASSERT_OK(kiln_drift_add_rows(d, cur, N, 2));
+    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    ASSERT_OK(kiln_drift_window_create(&b.s, 100000, &w));
+    ASSERT_OK(kiln_drift_window_add(w, cur, N, 2, NULL));
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    double psi[2], ks[2];
+    report_by_index(r, psi, ks);
+    for (int j = 0; j < 2; j++) {
+        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
+        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
+    }
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_free(w);
+    kiln_drift_report_free(r);
+    kiln_drift_free(d);
+}
+
 TEST(window_blocks_fall_out)
 {
     enum { N = 3000, W = 800 }; /* blocks of 100 rows */
@@ -521,6 +567,7 @@ int main(void)
     RUN(bad_input_refused);
     RUN(labels_only_report);
     RUN(window_matches_batch);
+    RUN(window_edges_match_batch);
     RUN(window_blocks_fall_out);
     RUN(window_shift_raises_psi);
     RUN(window_concurrent_adds);

@@ -37,6 +37,9 @@ struct kiln_drift_window {
     int n_classes;                 /* 0: the baseline has no class counts */
     char (*names)[64];
     double *min, *max;
+    double *range;                 /* max - min; 1 where the baseline is constant */
+    int64_t *constant;             /* the features whose baseline is constant */
+    int64_t n_constant;
     int64_t *base_hist;            /* [n_features][KILN_STATS_BINS] */
     int64_t *base_classes;
     struct window_block ring[WINDOW_RING];
@@ -51,6 +54,8 @@ void kiln_drift_window_free(struct kiln_drift_window *w)
     free(w->names);
     free(w->min);
     free(w->max);
+    free(w->range);
+    free(w->constant);
     free(w->base_hist);
     free(w->base_classes);
     free(w->counts);
@@ -84,10 +89,12 @@ enum kiln_status kiln_drift_window_create(const struct kiln_split_stats *base, i
     w->names = calloc((size_t)nf, sizeof *w->names);
     w->min = malloc((size_t)nf * sizeof *w->min);
     w->max = malloc((size_t)nf * sizeof *w->max);
+    w->range = malloc((size_t)nf * sizeof *w->range);
+    w->constant = malloc((size_t)nf * sizeof *w->constant);
     w->base_hist = malloc(hist_len * sizeof *w->base_hist);
     w->base_classes = calloc((size_t)w->n_classes + 1, sizeof *w->base_classes);
     w->counts = calloc(WINDOW_RING * block_len, sizeof *w->counts);
-    if (!w->names || !w->min || !w->max || !w->base_hist || !w->base_classes || !w->counts) {
+    if (!w->names || !w->min || !w->max || !w->range || !w->constant || !w->base_hist || !w->base_classes || !w->counts) {
         st = kiln_errorf(KILN_ERR_NOMEM, "drift window: out of memory for %lld features",
                          (long long)nf);
         goto cleanup;
@@ -98,6 +105,8 @@ enum kiln_status kiln_drift_window_create(const struct kiln_split_stats *base, i
         w->names[j][sizeof w->names[j] - 1] = '\0';
         w->min[j] = f->min;
         w->max[j] = f->max;
+        w->range[j] = f->max > f->min ? f->max - f->min : 1.0;
+        if (!(f->max > f->min)) w->constant[w->n_constant++] = j;
         memcpy(w->base_hist + j * KILN_STATS_BINS, f->hist, sizeof f->hist);
     }
     if (w->n_classes > 0)
@@ -126,6 +135,29 @@ static void window_advance(struct kiln_drift_window *w)
     b->rows = 0;
 }
 
+/* The bins of one row, drift_bin's exactly (the same double arithmetic),
+ * WINDOW_MISSING for NaN/Inf. Written without branches so that the
+ * compiler vectorizes it: the server bins every value of every request
+ * (50,176 per 64-row Fashion-MNIST request), and drift_bin's branches per
+ * value were 12% of its CPU. Constant features are fixed up after. */
+static void window_bin_row(const struct kiln_drift_window *w, const float *row, uint8_t *bins)
+{
+    const double *mn = w->min, *rg = w->range;
+    for (int64_t j = 0; j < w->n_features; j++) {
+        double x = (double)row[j];
+        double f = (x - mn[j]) / rg[j] * KILN_STATS_BINS;
+        f = f >= 0.0 ? f : 0.0; /* NaN too */
+        f = f < KILN_STATS_BINS ? f : KILN_STATS_BINS - 1;
+        int b = x - x == 0.0 ? (int)f : WINDOW_MISSING; /* x - x is NaN for NaN and Inf */
+        bins[j] = (uint8_t)b;
+    }
+    for (int64_t c = 0; c < w->n_constant; c++) {
+        int64_t j = w->constant[c];
+        double x = (double)row[j];
+        bins[j] = isfinite(x) ? (uint8_t)drift_bin(x, w->min[j], w->max[j]) : WINDOW_MISSING;
+    }
+}
+
 enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float *rows, int64_t n,
                                        int64_t width, const int32_t *classes)
 {
@@ -152,14 +184,8 @@ enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float 
     }
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         int64_t m = n - r0 < chunk ? n - r0 : chunk;
-        for (int64_t i = 0; i < m; i++) {
-            const float *row = rows + (r0 + i) * width;
-            for (int64_t j = 0; j < width; j++) {
-                double x = (double)row[j];
-                bins[i * width + j] =
-                    isfinite(x) ? (uint8_t)drift_bin(x, w->min[j], w->max[j]) : WINDOW_MISSING;
-            }
-        }
+        for (int64_t i = 0; i < m; i++)
+            window_bin_row(w, rows + (r0 + i) * width, bins + i * width);
         pthread_mutex_lock(&w->mu);
         for (int64_t i = 0; i < m; i++) {
             struct window_block *b = &w->ring[w->cur];
