@@ -22,7 +22,7 @@
 
 #define WINDOW_RING (KILN_DRIFT_WINDOW_BLOCKS + 1)
 #define WINDOW_CHUNK 64            /* rows binned per lock, at most */
-#define WINDOW_BINS_STACK 4096     /* bytes of bins kept on the stack per add */
+#define WINDOW_BINS_STACK 32768    /* bytes of bins kept on the stack per add: 41 rows of 784 */
 #define WINDOW_MISSING 0xff        /* the "bin" of a NaN/Inf value: not counted */
 
 struct window_block {
@@ -187,13 +187,23 @@ enum kiln_status kiln_drift_window_add(struct kiln_drift_window *w, const float 
         for (int64_t i = 0; i < m; i++)
             window_bin_row(w, rows + (r0 + i) * width, bins + i * width);
         pthread_mutex_lock(&w->mu);
-        for (int64_t i = 0; i < m; i++) {
+        for (int64_t i0 = 0; i0 < m;) {
+            /* The rows that fit in the filling block, counted feature by
+             * feature: a feature's bins share a cache line or two, where
+             * row by row every count would touch a line of its own. */
             struct window_block *b = &w->ring[w->cur];
-            const uint8_t *rb = bins + i * width;
-            for (int64_t j = 0; j < width; j++)
-                if (rb[j] != WINDOW_MISSING) b->hist[j * KILN_STATS_BINS + rb[j]]++;
-            if (use_classes) b->classes[classes[r0 + i]]++;
-            if (++b->rows == w->block_rows) window_advance(w);
+            int64_t seg = m - i0 < w->block_rows - b->rows ? m - i0 : w->block_rows - b->rows;
+            for (int64_t j = 0; j < width; j++) {
+                int64_t *h = b->hist + j * KILN_STATS_BINS;
+                for (int64_t i = i0; i < i0 + seg; i++) {
+                    uint8_t bin = bins[i * width + j];
+                    if (bin != WINDOW_MISSING) h[bin]++;
+                }
+            }
+            for (int64_t i = i0; use_classes && i < i0 + seg; i++) b->classes[classes[r0 + i]]++;
+            b->rows += seg;
+            i0 += seg;
+            if (b->rows == w->block_rows) window_advance(w);
         }
         pthread_mutex_unlock(&w->mu);
     }
