@@ -245,7 +245,29 @@ struct kiln_backend_i {
     enum kiln_status (*graph_launch)(void *ctx, void *graph);
     void (*graph_free)(void *ctx, void *graph);
     const struct kiln_timer_i *timer;
+    /* Page-locked host memory, readable by asynchronous uploads from any
+     * thread (CUDA: cudaHostAlloc, portable). NULL with a kiln_errorf
+     * message when out of memory. Callers use backend_host_alloc/free
+     * (engine/core/backend-mem.h), which fall back to 64-byte-aligned
+     * malloc/free on a backend without them. */
+    void *(*host_alloc)(void *ctx, size_t bytes);
+    void (*host_free)(void *ctx, void *ptr);
+    /* Queues a copy of bytes from host_src (host_alloc memory) to dst on a
+     * second, copy stream and returns at once; tag (0 <= tag <
+     * KILN_UPLOAD_TAGS) names the copy for upload_wait. host_src must stay
+     * unchanged, and dst unread, until work ordered after upload_wait(tag)
+     * has finished (a later sync or download says so). Both members or
+     * neither; without them backend_upload_async is a plain upload. */
+    enum kiln_status (*upload_async)(void *ctx, void *dst, const void *host_src, size_t bytes,
+                                     int tag);
+    /* Orders every op queued after this call after tag's last upload_async,
+     * without blocking the host (CUDA: cudaStreamWaitEvent). A tag with no
+     * upload yet is a no-op. */
+    enum kiln_status (*upload_wait)(void *ctx, int tag);
 };
+
+/* Tags of upload_async that may be in flight at once (double buffering). */
+#define KILN_UPLOAD_TAGS 2
 
 struct kiln_backend {
     const struct kiln_backend_i *iface;

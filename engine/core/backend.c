@@ -1,9 +1,11 @@
-/* engine/core/backend.c: choosing a backend for --device. */
+/* engine/core/backend.c: choosing a backend for --device, and the wrappers
+ * of its optional memory members (core/backend-mem.h). */
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend-mem.h"
 #include "kernels.h"
 #include "kiln_git_commit.h" /* generated at build time */
 #include "kiln/backend.h"
@@ -175,4 +177,40 @@ enum kiln_status kiln_backend_open(const char *device, int threads, struct kiln_
 #endif
     snprintf(said, said_len, "device cpu (%d threads)%s", (*out)->threads, why);
     return KILN_OK;
+}
+
+/* --- optional memory members (core/backend-mem.h) ---------------------------- */
+
+void *backend_host_alloc(struct kiln_backend *be, size_t bytes)
+{
+    if (be->iface->host_alloc) return be->iface->host_alloc(be->ctx, bytes);
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = rounded >= bytes ? aligned_alloc(64, rounded ? rounded : 64) : NULL;
+    if (!p) kiln_errorf(KILN_ERR_NOMEM, "out of host memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void backend_host_free(struct kiln_backend *be, void *ptr)
+{
+    if (!ptr) return;
+    if (be->iface->host_free) be->iface->host_free(be->ctx, ptr);
+    else free(ptr);
+}
+
+enum kiln_status backend_upload_async(struct kiln_backend *be, void *dst, const void *host_src,
+                                      size_t bytes, int tag)
+{
+    if (tag < 0 || tag >= KILN_UPLOAD_TAGS)
+        return kiln_errorf(KILN_ERR_INTERNAL, "upload_async: tag %d outside [0, %d)", tag,
+                           KILN_UPLOAD_TAGS);
+    if (be->iface->upload_async) return be->iface->upload_async(be->ctx, dst, host_src, bytes, tag);
+    return be->iface->upload(be->ctx, dst, host_src, bytes);
+}
+
+enum kiln_status backend_upload_wait(struct kiln_backend *be, int tag)
+{
+    if (tag < 0 || tag >= KILN_UPLOAD_TAGS)
+        return kiln_errorf(KILN_ERR_INTERNAL, "upload_wait: tag %d outside [0, %d)", tag,
+                           KILN_UPLOAD_TAGS);
+    return be->iface->upload_wait ? be->iface->upload_wait(be->ctx, tag) : KILN_OK;
 }

@@ -116,6 +116,58 @@ static enum kiln_status cuda_copy(void *ctx, void *dst, const void *src, size_t 
     return KILN_OK;
 }
 
+// Pinned, portable: the reader thread fills it and the compute thread
+// uploads it, and an asynchronous copy from pageable memory would not be.
+static void *cuda_host_alloc(void *ctx, size_t bytes)
+{
+    struct cuda_ctx *c = CUDA_CTX(ctx);
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes ? bytes : 64, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (e == cudaErrorMemoryAllocation)
+            kiln_errorf(KILN_ERR_NOMEM,
+                        "cuda:%d: out of page-locked host memory: asked for %.1f MiB", c->device,
+                        bytes / 1048576.0);
+        else
+            cuda_status("cuda host_alloc", e);
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_host_free(void *ctx, void *ptr)
+{
+    (void)ctx;
+    if (ptr) cudaFreeHost(ptr);
+}
+
+static enum kiln_status cuda_upload_async(void *ctx, void *dst, const void *src, size_t bytes,
+                                          int tag)
+{
+    struct cuda_ctx *c = CUDA_CTX(ctx);
+    if (tag < 0 || tag >= KILN_UPLOAD_TAGS)
+        return kiln_errorf(KILN_ERR_INTERNAL, "upload_async: tag %d outside [0, %d)", tag,
+                           KILN_UPLOAD_TAGS);
+    if (bytes)
+        CUDA_TRY("upload_async",
+                 cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->copy_stream));
+    CUDA_TRY("upload_async", cudaEventRecord(c->up_done[tag], c->copy_stream));
+    return KILN_OK;
+}
+
+static enum kiln_status cuda_upload_wait(void *ctx, int tag)
+{
+    struct cuda_ctx *c = CUDA_CTX(ctx);
+    if (tag < 0 || tag >= KILN_UPLOAD_TAGS)
+        return kiln_errorf(KILN_ERR_INTERNAL, "upload_wait: tag %d outside [0, %d)", tag,
+                           KILN_UPLOAD_TAGS);
+    if (c->in_capture)
+        return kiln_errorf(KILN_ERR_INTERNAL, "upload_wait: inside a graph capture");
+    CUDA_TRY("upload_wait", cudaStreamWaitEvent(c->stream, c->up_done[tag], 0));
+    return KILN_OK;
+}
+
 static enum kiln_status cuda_sync(void *ctx) { return cuda_wait(CUDA_CTX(ctx), "sync"); }
 
 static enum kiln_status cuda_mem_info(void *ctx, size_t *free_b, size_t *total_b)
@@ -206,6 +258,7 @@ static void cuda_destroy(void *ctx)
     if (!c) return;
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->copy_stream) cudaStreamSynchronize(c->copy_stream);
     if (c->blas) c->blas_api->destroy(c->blas);
     cudaFree(c->blas_ws);
     cudaFree(c->partial);
@@ -217,6 +270,9 @@ static void cuda_destroy(void *ctx)
     cudaFreeHost(c->host_err);
     if (c->ev_start) cudaEventDestroy(c->ev_start);
     if (c->ev_stop) cudaEventDestroy(c->ev_stop);
+    for (int i = 0; i < KILN_UPLOAD_TAGS; i++)
+        if (c->up_done[i]) cudaEventDestroy(c->up_done[i]);
+    if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
     if (c->stream) cudaStreamDestroy(c->stream);
     // Planned buffers the caller forgot are the caller's leak, but the
     // device memory goes back with the context either way.
@@ -269,6 +325,10 @@ static const struct kiln_backend_i cuda_iface = {
     .graph_launch = cuda_graph_launch,
     .graph_free = cuda_graph_free,
     .timer = &cuda_timer,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .upload_async = cuda_upload_async,
+    .upload_wait = cuda_upload_wait,
 };
 
 #define CREATE_TRY(what, call)                                                 \
@@ -315,6 +375,11 @@ extern "C" enum kiln_status kiln_cuda_backend_create(int device, enum kiln_gemm_
     CREATE_TRY("cuda backend (stream)", cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CREATE_TRY("cuda backend (events)", cudaEventCreate(&c->ev_start));
     CREATE_TRY("cuda backend (events)", cudaEventCreate(&c->ev_stop));
+    CREATE_TRY("cuda backend (copy stream)",
+               cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking));
+    for (int i = 0; i < KILN_UPLOAD_TAGS; i++)
+        CREATE_TRY("cuda backend (upload events)",
+                   cudaEventCreateWithFlags(&c->up_done[i], cudaEventDisableTiming));
     CREATE_TRY("cuda backend (scratch)", cudaMalloc(&c->partial, CUDA_SUM_MAX_BLOCKS * sizeof(double)));
     CREATE_TRY("cuda backend (scratch)",
                cudaMalloc(&c->partial_count, CUDA_SUM_MAX_BLOCKS * sizeof(long long)));

@@ -1,7 +1,8 @@
 // kernels/cuda/cuda-backend.h: internals shared by the CUDA backend's files
 // (C++/CUDA only; the engine sees kernels.h and cuda-device.h).
 //
-// Every op queues its kernels on the context's one stream and returns at
+// Every op queues its kernels on the context's one stream (the compute
+// stream; upload_async alone uses a second, copy stream) and returns at
 // once; nothing in an op waits for the device except the ops whose contract
 // returns a value to the host (sum_squares, count_nonfinite). Errors from
 // the CUDA runtime and cuBLAS become kiln statuses here, once, naming the op.
@@ -91,6 +92,10 @@ struct cuda_ctx {
     struct cuda_dev_error *dev_err;
     struct cuda_dev_error *host_err; // pinned
     cudaEvent_t ev_start, ev_stop;
+    // upload_async's copy stream (non-blocking, so it runs beside `stream`)
+    // and one event per tag, recorded after each tag's latest copy.
+    cudaStream_t copy_stream;
+    cudaEvent_t up_done[KILN_UPLOAD_TAGS];
     cudaGraph_t capturing;         // non-NULL only between capture_begin/end
     bool in_capture;
     // Allocation bookkeeping for mem_peak (a handful of planned buffers).
