@@ -40,6 +40,8 @@ struct kiln_model {
     float *grad_a, *grad_b;  /* ping-pong gradient buffers [max_batch, max width] */
     float *probs;            /* [max_batch, out] for predict */
     float *host_loss_rows;   /* host copy of loss_rows when the backend is not host memory */
+    const float *queued_out; /* kiln_model_predict_queue's outputs (backend memory) */
+    int64_t queued_rows;     /* their rows, -1 when nothing is queued */
     int64_t in_size, out_size, max_width;
 };
 

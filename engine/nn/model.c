@@ -127,6 +127,7 @@ enum kiln_status kiln_model_create(const struct kiln_model_config *cfg, struct k
     if (!m) return kiln_errorf(KILN_ERR_NOMEM, "model: out of memory");
     m->cfg = *cfg;
     m->be = be;
+    m->queued_rows = -1;
     m->ops = be->iface->ops;
     m->max_batch = max_batch;
     enum kiln_status st = model_plan_layers(m);
@@ -279,12 +280,17 @@ enum kiln_status nn_forward(struct kiln_model *m, int64_t rows, bool train, uint
     return nn_forward_keyed(m, rows, train, seed, NULL, out);
 }
 
-enum kiln_status nn_forward_keyed(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
-                                  const uint64_t *seed_mem, const float **out)
+/* The forward pass over rows of x (backend memory): m->x for training and
+ * predict, a caller's staging buffer for kiln_model_predict_queue. Only the
+ * first op reads x; with no op at all (every layer passes through) *out is
+ * x itself. */
+static enum kiln_status nn_forward_from(struct kiln_model *m, const float *x, int64_t rows,
+                                        bool train, uint64_t seed, const uint64_t *seed_mem,
+                                        const float **out)
 {
     const struct kiln_ops *ops = m->ops;
     void *ctx = m->be->ctx;
-    const float *cur = m->x;
+    const float *cur = x;
     enum kiln_status st = KILN_OK;
     for (int i = 0; i < m->n_layers && st == KILN_OK; i++) {
         struct nn_layer *l = &m->layers[i];
@@ -330,6 +336,12 @@ enum kiln_status nn_forward_keyed(struct kiln_model *m, int64_t rows, bool train
     }
     *out = cur;
     return st;
+}
+
+enum kiln_status nn_forward_keyed(struct kiln_model *m, int64_t rows, bool train, uint64_t seed,
+                                  const uint64_t *seed_mem, const float **out)
+{
+    return nn_forward_from(m, m->x, rows, train, seed, seed_mem, out);
 }
 
 /* The input a layer saw in the last forward pass (train mode). */
@@ -467,6 +479,42 @@ enum kiln_status nn_outputs(struct kiln_model *m, const float *logits, int64_t r
     return st;
 }
 
+/* Reads the input from the caller's buffer rather than copying it into m->x
+ * on the compute stream first: the copy would cost a pass over the chunk for
+ * nothing, since only the first op reads the input, and the caller's
+ * contract (dev_x untouched until collect) is what m->x would need too. */
+enum kiln_status kiln_model_predict_queue(struct kiln_model *m, const float *dev_x, int64_t rows)
+{
+    m->queued_out = NULL;
+    m->queued_rows = -1;
+    if (rows < 0 || rows > m->max_batch)
+        return kiln_errorf(KILN_ERR_INTERNAL, "predict: %lld rows over the planned batch %lld",
+                           (long long)rows, (long long)m->max_batch);
+    const float *logits = NULL, *outp = NULL;
+    enum kiln_status st = KILN_OK;
+    if (rows > 0) {
+        st = nn_forward_from(m, dev_x, rows, false, 0, NULL, &logits);
+        if (st == KILN_OK) st = nn_outputs(m, logits, rows, &outp);
+        if (st != KILN_OK) return st;
+    }
+    m->queued_out = outp;
+    m->queued_rows = rows;
+    return KILN_OK;
+}
+
+enum kiln_status kiln_model_predict_collect(struct kiln_model *m, int64_t rows, float *host_out)
+{
+    if (m->queued_rows < 0 || rows != m->queued_rows)
+        return kiln_errorf(KILN_ERR_INTERNAL, "predict_collect: %lld rows, %lld queued",
+                           (long long)rows, (long long)m->queued_rows);
+    const float *outp = m->queued_out;
+    m->queued_out = NULL;
+    m->queued_rows = -1;
+    if (rows == 0) return KILN_OK;
+    return m->be->iface->download(m->be->ctx, host_out, outp,
+                                  (size_t)(rows * m->out_size) * sizeof(float));
+}
+
 enum kiln_status kiln_model_predict(struct kiln_model *m, const float *host_x, int64_t rows,
                                     float *host_out)
 {
@@ -477,12 +525,8 @@ enum kiln_status kiln_model_predict(struct kiln_model *m, const float *host_x, i
     struct kiln_backend *be = m->be;
     enum kiln_status st = be->iface->upload(be->ctx, m->x, host_x,
                                             (size_t)(rows * m->in_size) * sizeof(float));
-    const float *logits = NULL, *outp = NULL;
-    if (st == KILN_OK) st = nn_forward(m, rows, false, 0, &logits);
-    if (st == KILN_OK) st = nn_outputs(m, logits, rows, &outp);
-    if (st == KILN_OK)
-        st = be->iface->download(be->ctx, host_out, outp,
-                                 (size_t)(rows * m->out_size) * sizeof(float));
+    if (st == KILN_OK) st = kiln_model_predict_queue(m, m->x, rows);
+    if (st == KILN_OK) st = kiln_model_predict_collect(m, rows, host_out);
     return st;
 }
 

@@ -71,6 +71,21 @@ enum kiln_status kiln_model_get_grads(const struct kiln_model *m, float *host);
 enum kiln_status kiln_model_predict(struct kiln_model *m, const float *host_x, int64_t rows,
                                     float *host_out);
 
+/* kiln_model_predict in two halves, for a caller that overlaps the next
+ * input's upload with this pass (kiln score on a device):
+ * _queue queues the inference forward pass over rows inputs already in the
+ * model's backend memory at dev_x (rows * input_size floats, rows <=
+ * max_batch; the caller owns it) and returns, on a device backend before
+ * the pass has run. Until the matching _collect returns, dev_x must not be
+ * written and nothing else may run on m (no second _queue, predict or
+ * training step): the pass reads dev_x and writes m's own buffers.
+ * _collect copies the rows * output_size outputs of the queued pass to
+ * host_out and waits for it; rows must be the queued count, else
+ * KILN_ERR_INTERNAL. Errors a kernel finds while it runs are reported here.
+ * After _collect (failed or not) nothing is queued. */
+enum kiln_status kiln_model_predict_queue(struct kiln_model *m, const float *dev_x, int64_t rows);
+enum kiln_status kiln_model_predict_collect(struct kiln_model *m, int64_t rows, float *host_out);
+
 /* One forward + loss + backward on a batch already in host memory, filling
  * the gradient buffer (mean loss over rows in *loss). labels: int32 [rows]
  * for softmax cross-entropy, float32 [rows, output_size] otherwise. For
