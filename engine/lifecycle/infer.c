@@ -75,17 +75,31 @@ struct kiln_pred_meta infer_pred_meta(const struct infer_model *im)
     };
 }
 
-enum kiln_status infer_model_run(struct infer_model *im, const char *input, int64_t first_row,
-                                 const float *x, int64_t rows, float *y)
+enum kiln_status infer_model_prep(const struct infer_model *im, const char *input,
+                                  int64_t first_row, const float *x, int64_t rows, float *tx,
+                                  const float **ready)
 {
     int64_t raw = im->raw;
+    *ready = NULL;
     for (int64_t i = 0; i < rows * raw; i++)
         if (!isfinite(x[i]))
             return kiln_errorf(KILN_ERR_FORMAT, "%s: row %lld, column %lld is %g", input,
                                (long long)(first_row + i / raw + 1), (long long)(i % raw + 1),
                                (double)x[i]);
-    enum kiln_status st = KILN_OK;
-    if (im->tl) st = kiln_transform_apply_rows(im->tl, x, rows, im->tx);
-    if (st == KILN_OK) st = kiln_model_predict(im->m, im->tl ? im->tx : x, rows, y);
+    if (!im->tl) {
+        *ready = x;
+        return KILN_OK;
+    }
+    enum kiln_status st = kiln_transform_apply_rows(im->tl, x, rows, tx);
+    if (st == KILN_OK) *ready = tx;
+    return st;
+}
+
+enum kiln_status infer_model_run(struct infer_model *im, const char *input, int64_t first_row,
+                                 const float *x, int64_t rows, float *y)
+{
+    const float *ready = NULL;
+    enum kiln_status st = infer_model_prep(im, input, first_row, x, rows, im->tx, &ready);
+    if (st == KILN_OK) st = kiln_model_predict(im->m, ready, rows, y);
     return st;
 }

@@ -35,6 +35,13 @@ enum kiln_status infer_check_rows(const struct infer_model *im, struct kiln_rows
                                   const char *input);
 /* The predictions writer's metadata for this model (pointers into im). */
 struct kiln_pred_meta infer_pred_meta(const struct infer_model *im);
+/* The host half of infer_model_run: the finite check of rows (<= batch) raw
+ * rows x (first_row names rows in the error, as there) and the transforms
+ * into tx (batch * in floats; unused and may be NULL without transforms).
+ * *ready is then what the model takes: tx, or x itself. */
+enum kiln_status infer_model_prep(const struct infer_model *im, const char *input,
+                                  int64_t first_row, const float *x, int64_t rows, float *tx,
+                                  const float **ready);
 /* Runs rows (<= batch) raw rows x through the transforms and the model into
  * y (rows * k). first_row (0-based) names rows in the error for a NaN/Inf.
  * Not reentrant: one caller at a time per im. */

@@ -2,7 +2,9 @@
  * thread) -> writer thread over a ring of chunk buffers, with a durable
  * progress record after every chunk so that a killed run resumes where its
  * last fully written chunk ended, whatever the input and output formats
- * (kiln/score.h). */
+ * (kiln/score.h). On a device backend the ring is pinned host memory and
+ * the model thread stages each chunk's upload on a copy stream while the
+ * device runs the previous chunk (score_compute_staged). */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <inttypes.h>
@@ -15,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/backend-mem.h"
 #include "core/util.h"
 #include "kiln/package.h"
 #include "kiln/score.h"
 #include "lifecycle/infer.h"
+#include "lifecycle/score-internal.h"
 
 /* --- progress record --------------------------------------------------------------
  * A few "key value" lines, replaced atomically after the rows they count
@@ -188,6 +192,14 @@ static bool pipe_wait(struct score_pipe *p, int64_t c, enum slot_state want, con
     return go;
 }
 
+static bool pipe_stopped(struct score_pipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool stop = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
 static void pipe_set(struct score_pipe *p, int64_t c, enum slot_state to)
 {
     pthread_mutex_lock(&p->mu);
@@ -300,6 +312,108 @@ static double score_compute(struct score_pipe *p, struct infer_model *im, const 
     return busy;
 }
 
+/* The staged pipeline's buffers: two device staging buffers the model
+ * reads its input from, and (transforms only) two pinned host buffers the
+ * transforms write into; chunk c uses index c & 1. */
+struct score_stage {
+    float *dev[KILN_UPLOAD_TAGS];
+    float *tx[KILN_UPLOAD_TAGS];
+};
+
+/* Downloads chunk c's outputs (queued by kiln_model_predict_queue) into its
+ * slot and hands the slot to the writer. */
+static enum kiln_status score_collect(struct score_pipe *p, struct infer_model *im, int64_t c)
+{
+    struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+    enum kiln_status st = kiln_model_predict_collect(im->m, s->rows, s->y);
+    if (st == KILN_OK) pipe_set(p, c, SLOT_DONE);
+    return st;
+}
+
+/* score_compute for a backend whose memory is not host memory (and for the
+ * CPU when a test forces it): per chunk c, the host checks and transforms
+ * c, queues its upload on the copy stream (overlapping the device's pass
+ * over c-1), collects c-1, and queues c's pass behind its upload.
+ *
+ * Why no buffer is overwritten while a queued copy or pass still reads it
+ * (collect waits for the compute stream, which waited for the upload of the
+ * chunk it ran, so after collect(c) the upload and the pass of c are done):
+ * - slot c's x (the upload's source without transforms) is refilled by the
+ *   reader only after the writer frees the slot, which follows DONE, which
+ *   follows collect(c);
+ * - tx[c & 1] (its source with transforms) is rewritten by the prep of c+2,
+ *   which runs after collect(c) (iteration c+1);
+ * - dev[c & 1] is rewritten by the upload of c+2, queued after collect(c),
+ *   so the pass of c that reads it has finished;
+ * - the model's own buffers (layer outputs, probs) are rewritten by the pass
+ *   of c+1, queued after collect(c) has downloaded c's outputs;
+ * - slot c's y is written by collect(c) before DONE, read by the writer
+ *   after it.
+ * On leaving early, score_stage_drain waits for both streams before any of
+ * these buffers is freed. Returns the seconds spent in the model. */
+static double score_compute_staged(struct score_pipe *p, struct infer_model *im,
+                                   struct score_stage *sg, const char *input)
+{
+    struct kiln_backend *be = im->be;
+    int64_t c = 0, pending = -1; /* the chunk queued on the device, not collected */
+    double busy = 0;
+    enum kiln_status st = KILN_OK;
+    for (;; c++) {
+        if (!pipe_wait(p, c, SLOT_READ, &p->read_chunks)) break;
+        struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
+        int tag = (int)(c & 1);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        const float *ready = NULL;
+        st = infer_model_prep(im, input, s->first, s->x, s->rows, sg->tx[tag], &ready);
+        if (st == KILN_OK)
+            st = backend_upload_async(be, sg->dev[tag], ready,
+                                      (size_t)(s->rows * im->in) * sizeof(float), tag);
+        if (st == KILN_OK && pending >= 0) st = score_collect(p, im, pending);
+        if (st == KILN_OK) {
+            pending = -1;
+            st = backend_upload_wait(be, tag);
+        }
+        if (st == KILN_OK) st = kiln_model_predict_queue(im->m, sg->dev[tag], s->rows);
+        if (st == KILN_OK) pending = c;
+        busy += seconds_since(&t0);
+        if (st != KILN_OK) {
+            pipe_fail(p, st);
+            break;
+        }
+    }
+    /* The reader ended (or the pipe stopped, when collecting is moot). */
+    if (pending >= 0 && !pipe_stopped(p)) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        st = score_collect(p, im, pending);
+        busy += seconds_since(&t0);
+        if (st != KILN_OK) pipe_fail(p, st);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->computed_chunks = c;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return busy;
+}
+
+/* Waits for every queued copy and pass (errors ignored: the pipe's first
+ * error is the one reported), so that their buffers may be freed. */
+static void score_stage_drain(struct kiln_backend *be)
+{
+    for (int t = 0; t < KILN_UPLOAD_TAGS; t++) (void)backend_upload_wait(be, t);
+    (void)be->iface->sync(be->ctx);
+}
+
+static void score_stage_free(struct kiln_backend *be, struct score_stage *sg)
+{
+    for (int t = 0; t < KILN_UPLOAD_TAGS; t++) {
+        if (sg->dev[t]) be->iface->free(be->ctx, sg->dev[t]);
+        backend_host_free(be, sg->tx[t]);
+        sg->dev[t] = sg->tx[t] = NULL;
+    }
+}
+
 static bool has_ext(const char *path, const char *ext)
 {
     size_t n = strlen(path), e = strlen(ext);
@@ -343,7 +457,15 @@ static enum kiln_status score_cut_csv(const char *tmp, int64_t bytes)
 
 enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_result *out)
 {
+    return score_run(job, false, out);
+}
+
+enum kiln_status score_run(const struct kiln_score_job *job, bool force_staged,
+                           struct kiln_score_result *out)
+{
     memset(out, 0, sizeof *out);
+    struct score_stage sg = {0};
+    bool staged = false;
     struct kiln_package *pkg = NULL;
     struct infer_model im = {0};
     struct kiln_rows_reader *r = NULL;
@@ -391,12 +513,26 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
     pm.model_name = name;
     pm.model_version = version;
     pm.package_sha256 = pkg ? pkg->sha256 : NULL;
+    /* Host memory backends (the CPU) run the model on the ring in place;
+     * any other stages every chunk through pinned buffers. */
+    staged = force_staged || !im.be->iface->host_memory;
     for (int i = 0; i < KILN_SCORE_RING; i++) {
-        p.slot[i].x = malloc((size_t)(batch * im.raw) * sizeof(float));
-        p.slot[i].y = malloc((size_t)(batch * im.k) * sizeof(float));
+        size_t xb = (size_t)(batch * im.raw) * sizeof(float);
+        size_t yb = (size_t)(batch * im.k) * sizeof(float);
+        p.slot[i].x = staged ? backend_host_alloc(im.be, xb) : malloc(xb);
+        p.slot[i].y = staged ? backend_host_alloc(im.be, yb) : malloc(yb);
         if (!p.slot[i].x || !p.slot[i].y) {
             st = kiln_errorf(KILN_ERR_NOMEM, "score: out of memory for %" PRId64 "-row chunks",
                              batch);
+            goto cleanup;
+        }
+    }
+    for (int t = 0; staged && t < KILN_UPLOAD_TAGS; t++) {
+        sg.dev[t] = im.be->iface->alloc(im.be->ctx, (size_t)(batch * im.in) * sizeof(float));
+        if (im.tl) sg.tx[t] = backend_host_alloc(im.be, (size_t)(batch * im.in) * sizeof(float));
+        if (!sg.dev[t] || (im.tl && !sg.tx[t])) {
+            st = kiln_error_context(KILN_ERR_NOMEM, "score: staging buffers for %" PRId64
+                                    "-row chunks", batch);
             goto cleanup;
         }
     }
@@ -442,7 +578,8 @@ enum kiln_status kiln_score(const struct kiln_score_job *job, struct kiln_score_
     if (!writer_up) {
         pipe_fail(&p, kiln_errorf(KILN_ERR_NOMEM, "score: cannot start a thread"));
     } else {
-        out->compute_seconds = score_compute(&p, &im, job->input);
+        out->compute_seconds = staged ? score_compute_staged(&p, &im, &sg, job->input)
+                                      : score_compute(&p, &im, job->input);
     }
 cleanup:
     if (reader_up) pthread_join(reader, NULL);
@@ -461,10 +598,17 @@ cleanup:
         pthread_mutex_destroy(&p.io);
         pthread_cond_destroy(&p.cv);
     }
+    if (staged) score_stage_drain(im.be);
     for (int i = 0; i < KILN_SCORE_RING; i++) {
-        free(p.slot[i].x);
-        free(p.slot[i].y);
+        if (staged) {
+            backend_host_free(im.be, p.slot[i].x);
+            backend_host_free(im.be, p.slot[i].y);
+        } else {
+            free(p.slot[i].x);
+            free(p.slot[i].y);
+        }
     }
+    if (staged) score_stage_free(im.be, &sg);
     kiln_rows_close(r);
     infer_model_close(&im);
     kiln_package_close(pkg);
