@@ -4,7 +4,7 @@
 # machine lacks, so the check runs there with no network and no -dev
 # packages:
 #
-#   gpu-bundle/kiln-gpu.tar.xz   bin/kiln, tests/ (unit test binaries),
+#   gpu-bundle/kiln-gpu.tar.xz   bin/kiln, bin/score_parts, tests/ (unit test binaries),
 #                                lib/ (the shared libraries ldd lists that
 #                                are not libc, libm, libgomp's system peers
 #                                or CUDA's: HDF5, libyaml, jansson, SQLite,
@@ -29,11 +29,13 @@ jobs=${KILN_BUILD_JOBS:-2}
 cmake -S . -B "$build" -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" \
   -DCMAKE_BUILD_TYPE=Release > "${TMPDIR:-/tmp}/kiln-gpu-bundle.cmake.log" 2>&1 || { cat "${TMPDIR:-/tmp}/kiln-gpu-bundle.cmake.log"; exit 1; }
 cmake --build "$build" -j"$jobs" > "${TMPDIR:-/tmp}/kiln-gpu-bundle.build.log" 2>&1 || { tail -40 "${TMPDIR:-/tmp}/kiln-gpu-bundle.build.log"; exit 1; }
+# score_parts (not built by default) for gpu_check.sh's scoring benchmark
+cmake --build "$build" --target score_parts -j"$jobs" >> "${TMPDIR:-/tmp}/kiln-gpu-bundle.build.log" 2>&1 || { tail -40 "${TMPDIR:-/tmp}/kiln-gpu-bundle.build.log"; exit 1; }
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/tests" "$stage/lib" "$stage/sysroot/include" "$stage/sysroot/lib"
-cp "$build/kiln" "$stage/bin/"
+cp "$build/kiln" "$build/benchmarks/score_parts" "$stage/bin/"
 for t in "$build"/tests/test_*; do
   [[ -x $t && -f $t ]] && cp "$t" "$stage/tests/"
 done

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One script for a machine with an NVIDIA GPU: builds kiln for that GPU,
 # runs the test suite with the CUDA tests live, compute-sanitizer
-# (memcheck, racecheck) on the parity tests, `kiln bench`, and the
+# (memcheck, racecheck) on the parity tests, `kiln bench`, the
 # Fashion-MNIST training benchmark against PyTorch (eager and CUDA graphs)
-# on the same GPU, then prints a summary table last. Every stage runs under
+# on the same GPU and batch scoring on the GPU against its parts, then
+# prints a summary table last. Every stage runs under
 # `timeout`, so the table always comes within 8 minutes; each row says PASS,
 # FAIL or SKIP, never PASS for something that did not run.
 #
@@ -210,6 +211,38 @@ for bs in 128 4096; do
     fi
   done
 done
+
+# --- 5b. batch scoring on the GPU against its parts (benchmarks/score_bench.sh) ------------
+# One run of 3 repetitions over 300,000 Fashion-MNIST rows: kiln score
+# --device cuda (pinned ring, uploads on a copy stream) against the slower of
+# kiln's reader and the model alone on the GPU; the goal is >= 0.8x.
+parts=$W/bin/score_parts
+[[ $KILN == "$work/build-native/kiln" ]] &&
+  timeout "$(budget 30)" cmake --build "$work/build-native" --target score_parts > "$out/score-parts-build.log" 2>&1 &&
+  parts=$work/build-native/benchmarks/score_parts
+if [[ ! -x $parts ]]; then
+  row "kiln score --device cuda / parts (>= 0.8x)" SKIP "no score_parts (rebuild the bundle)"
+elif (( $(left) < 80 )); then
+  row "kiln score --device cuda / parts (>= 0.8x)" SKIP "out of time"
+else
+  # h5py, if any, with the machine's own libraries (as PyTorch above)
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec python3 "$@"\n' "$orig_ldp" > "$work/python-orig"
+  chmod +x "$work/python-orig"
+  mkdir -p "$work/score-bench"
+  [[ -f $data ]] && ln -sf "$data" "$work/score-bench/fm.h5"
+  KILN_SCORE_PARTS=$parts KILN_SCORE_BENCH_DIR=$work/score-bench KILN_SCORE_BENCH_ROWS=300000 \
+    KILN_PYTHON=$work/python-orig timeout "$(budget 60)" bash "$src/benchmarks/score_bench.sh" 3 "$(nproc)" cuda \
+    > "$out/score_bench.log" 2>&1
+  rc=$?
+  ratio=$(sed -n 's/^score \/ min(kiln read, compute) = .* = \([0-9.]*\) (goal.*/\1/p' "$out/score_bench.log")
+  med=$(grep '^median' "$out/score_bench.log" | awk '{printf "read %s, compute %s, score %s rows/s", $2, $4, $5}')
+  if [[ -n $ratio ]]; then
+    ok=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.8) ? "PASS" : "FAIL"}')
+    row "kiln score --device cuda / parts (>= 0.8x)" "$ok" "${ratio}x ($med)"
+  else
+    row "kiln score --device cuda / parts (>= 0.8x)" FAIL "exit $rc: $(tail -1 "$out/score_bench.log")"
+  fi
+fi
 
 # --- 6. the other unit tests (CPU code; they prove the bundle's libraries), with what is left
 pass=0 fail=0 skip=0 failed=""

@@ -4,10 +4,12 @@
  *   score_parts read INPUT ARRAY BATCH
  *       reads every row of INPUT's ARRAY with kiln's reader (kiln_rows_read,
  *       uint8 converted to float as score sees it), BATCH rows at a time
- *   score_parts compute MODEL INPUT ARRAY BATCH ROWS THREADS
+ *   score_parts compute MODEL INPUT ARRAY BATCH ROWS THREADS [DEVICE]
  *       runs the model (transforms, finite check, forward pass: the step
- *       score runs per chunk) over ROWS rows held in memory: the first 8
- *       chunks of INPUT, read once before the clock starts and cycled
+ *       score runs per chunk; on a device with its upload and download)
+ *       over ROWS rows held in memory: the first 8 chunks of INPUT, read
+ *       once before the clock starts and cycled; DEVICE as kiln score
+ *       --device takes it (default cpu)
  *
  * Each prints one line "rows=N seconds=S rows_per_s=R". Before timing,
  * compute checks that its first chunk's outputs are finite probabilities
@@ -64,14 +66,15 @@ cleanup:
 }
 
 static enum kiln_status bench_compute(const char *model, const char *input, const char *array,
-                                      int64_t batch, int64_t total, int threads)
+                                      int64_t batch, int64_t total, int threads,
+                                      const char *device)
 {
     struct infer_model im = {0};
     struct kiln_rows_reader *r = NULL;
     float *x[COMPUTE_CHUNKS] = {0}, *y = NULL;
     int64_t n[COMPUTE_CHUNKS] = {0}, chunks = 0;
     enum kiln_status st = kiln_rows_open(input, array, NULL, &r);
-    if (st == KILN_OK) st = infer_model_open(&im, model, "cpu", threads, batch);
+    if (st == KILN_OK) st = infer_model_open(&im, model, device, threads, batch);
     if (st == KILN_OK) st = infer_check_rows(&im, r, input);
     if (st != KILN_OK) goto cleanup;
     y = malloc((size_t)(batch * im.k) * sizeof(float));
@@ -117,12 +120,15 @@ int main(int argc, char **argv)
     enum kiln_status st;
     if (argc == 5 && !strcmp(argv[1], "read") && parse_i64(argv[4], &batch)) {
         st = bench_read(argv[2], argv[3], batch);
-    } else if (argc == 8 && !strcmp(argv[1], "compute") && parse_i64(argv[5], &batch) &&
-               parse_i64(argv[6], &rows) && parse_i64(argv[7], &threads)) {
-        st = bench_compute(argv[2], argv[3], argv[4], batch, rows, (int)threads);
+    } else if ((argc == 8 || argc == 9) && !strcmp(argv[1], "compute") &&
+               parse_i64(argv[5], &batch) && parse_i64(argv[6], &rows) &&
+               parse_i64(argv[7], &threads)) {
+        st = bench_compute(argv[2], argv[3], argv[4], batch, rows, (int)threads,
+                           argc == 9 ? argv[8] : "cpu");
     } else {
         fprintf(stderr, "usage: score_parts read INPUT ARRAY BATCH\n"
-                        "       score_parts compute MODEL INPUT ARRAY BATCH ROWS THREADS\n");
+                        "       score_parts compute MODEL INPUT ARRAY BATCH ROWS THREADS "
+                        "[DEVICE]\n");
         return 2;
     }
     if (st != KILN_OK) {
