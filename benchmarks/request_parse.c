@@ -5,7 +5,8 @@
  *
  *   request_parse BODY.json WIDTH [RUNS] [PIECE]   (defaults 21 runs, 32 KiB pieces)
  *
- * benchmarks/serve_bench.sh's bodies are 64 Fashion-MNIST rows (WIDTH 784). */
+ * benchmarks/serve_bench.sh's bodies are 64 Fashion-MNIST rows (WIDTH 784).
+ * LANE_ONLY=1 in the environment times the lane alone (for perf record). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
