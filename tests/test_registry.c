@@ -17,24 +17,14 @@
 #include "kiln/stats.h"
 #include "kiln/store.h"
 #include "test.h"
+#include "blobs3-fixture.h"
 
 static char root[4096];
 static char model_path[4200], data_path[4200];
 static struct kiln_store *ws;
 
 static const char CONFIG[] =
-    "model:\n"
-    "  input: [4]\n"
-    "  layers:\n"
-    "    - {type: dense, units: 8}\n"
-    "    - {type: relu}\n"
-    "    - {type: dense, units: 3}\n"
-    "  loss: softmax_cross_entropy\n"
-    "train:\n"
-    "  epochs: 2\n"
-    "  batch_size: 16\n"
-    "  seed: 3\n"
-    "  optimizer: {type: adam, lr: 0.01}\n"
+    BLOBS3_CONFIG_HEAD
     "  checkpoint_every: 1\n"
     "  threads: 1\n"
     "card:\n"
@@ -58,33 +48,6 @@ static int64_t sql_int(const char *q)
     if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return v;
-}
-
-/* A small 3-class dataset (train 60 rows, test 30) with class names. */
-static struct kiln_dataset *make_blobs(void)
-{
-    struct kiln_dataset *ds = calloc(1, sizeof *ds);
-    int64_t feat = 4, rows[2] = {60, 30};
-    str_dup("blobs", &ds->name);
-    str_dup("unit test", &ds->source);
-    int splits[2] = {KILN_SPLIT_TRAIN, KILN_SPLIT_TEST};
-    for (int k = 0; k < 2; k++) {
-        kiln_split_create(rows[k], 1, &feat, KILN_DTYPE_F32, KILN_DTYPE_I32, 1,
-                          &ds->splits[splits[k]]);
-        struct kiln_split *s = ds->splits[splits[k]];
-        for (int64_t r = 0; r < s->n; r++) {
-            int c = (int)(r % 3);
-            ((int32_t *)s->y)[r] = c;
-            for (int j = 0; j < 4; j++)
-                ((float *)s->X)[r * 4 + j] = (float)(j == c ? 3.0 : 0.0) + 0.1f * (float)((r * 7 + j) % 5);
-        }
-    }
-    ds->n_classes = 3;
-    ds->classes = calloc(3, sizeof *ds->classes);
-    str_dup("red", &ds->classes[0]);
-    str_dup("green", &ds->classes[1]);
-    str_dup("blue", &ds->classes[2]);
-    return ds;
 }
 
 /* Binds text parameters to one statement and runs it. */
@@ -118,7 +81,7 @@ static int setup(void)
     if (!f) return -1;
     fputs(CONFIG, f);
     fclose(f);
-    struct kiln_dataset *ds = make_blobs();
+    struct kiln_dataset *ds = make_blobs3(0.0f, 0.0f);
     struct kiln_dataset_stats *stats = NULL;
     if (kiln_dataset_save(ds, data_path) != KILN_OK || kiln_dataset_stats_compute(ds, &stats) != KILN_OK)
         return -1;

@@ -14,6 +14,7 @@
 #include "kiln/transform.h"
 #include "lifecycle/score-internal.h"
 #include "test.h"
+#include "blobs3-fixture.h"
 
 #define FEAT 4
 #define ROWS 1000
@@ -22,46 +23,9 @@ static char root[4096];
 static char model_plain[4200], model_tf[4200], input_ok[4200], input_nan[4200];
 
 static const char CONFIG[] =
-    "model:\n"
-    "  input: [4]\n"
-    "  layers:\n"
-    "    - {type: dense, units: 8}\n"
-    "    - {type: relu}\n"
-    "    - {type: dense, units: 3}\n"
-    "  loss: softmax_cross_entropy\n"
-    "train:\n"
-    "  epochs: 2\n"
-    "  batch_size: 16\n"
-    "  seed: 3\n"
-    "  optimizer: {type: adam, lr: 0.01}\n"
+    BLOBS3_CONFIG_HEAD
     "  checkpoint_every: 0\n"
     "  threads: 1\n";
-
-/* Three blobs, offset and scaled so that standardize has work to do. */
-static struct kiln_dataset *make_blobs(void)
-{
-    struct kiln_dataset *ds = calloc(1, sizeof *ds);
-    int64_t feat = FEAT, rows[2] = {60, 30};
-    int splits[2] = {KILN_SPLIT_TRAIN, KILN_SPLIT_TEST};
-    for (int k = 0; k < 2; k++) {
-        kiln_split_create(rows[k], 1, &feat, KILN_DTYPE_F32, KILN_DTYPE_I32, 1,
-                          &ds->splits[splits[k]]);
-        struct kiln_split *s = ds->splits[splits[k]];
-        for (int64_t r = 0; r < s->n; r++) {
-            int c = (int)(r % 3);
-            ((int32_t *)s->y)[r] = c;
-            for (int j = 0; j < FEAT; j++)
-                ((float *)s->X)[r * FEAT + j] =
-                    10.0f + 5.0f * (float)j + (float)(j == c ? 3.0 : 0.0) +
-                    0.1f * (float)((r * 7 + j) % 5);
-        }
-    }
-    ds->n_classes = 3;
-    ds->classes = calloc(3, sizeof *ds->classes);
-    const char *names[3] = {"red", "green", "blue"};
-    for (int c = 0; c < 3; c++) ds->classes[c] = strdup(names[c]);
-    return ds;
-}
 
 static int train(struct kiln_dataset *ds, const char *name, char *model_out, size_t len)
 {
@@ -110,7 +74,8 @@ static int setup(void)
 {
     snprintf(root, sizeof root, "/tmp/kiln-test-score.XXXXXX");
     if (!mkdtemp(root)) return -1;
-    struct kiln_dataset *ds = make_blobs(), *child = NULL;
+    /* Offset and scaled, so that standardize has work to do. */
+    struct kiln_dataset *ds = make_blobs3(10.0f, 5.0f), *child = NULL;
     struct kiln_transform_list *tl = NULL;
     int bad = train(ds, "plain", model_plain, sizeof model_plain);
     if (!bad) bad = kiln_transform_parse("standardize", &tl) != KILN_OK ||
