@@ -76,5 +76,12 @@ enum kiln_status nn_outputs(struct kiln_model *m, const float *logits, int64_t r
  * bit. sync_every <= 0 restores the default. */
 struct kiln_trainer;
 void nn_trainer_force_device_path(struct kiln_trainer *t, bool on, int sync_every);
+/* Test hook: with the device path forced on (above), streams every batch
+ * through the two host and two device stages, as a device without room for
+ * the training set does (asynchronous copies, plain uploads on the CPU), so
+ * that the CPU can prove the streamed step equals the resident one bit for
+ * bit. Returns KILN_ERR_INTERNAL when the device path is off, or an
+ * allocation's error (the trainer then stays resident). */
+enum kiln_status nn_trainer_force_streaming(struct kiln_trainer *t);
 
 #endif

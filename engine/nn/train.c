@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/backend-mem.h"
 #include "elementwise.h"
 #include "kiln/log.h"
 #include "model-internal.h"
@@ -45,7 +46,10 @@ struct kiln_trainer {
     void *graph_full, *graph_tail;
     bool no_graphs;               /* a capture failed once: run the ops directly */
     bool streaming;               /* X did not fit: batches go up from host memory */
-    void *stage_host, *stage_dev; /* streaming: one batch of raw rows */
+    /* Streaming: batch s of an epoch goes up through stage s & 1: its raw
+     * rows gathered into stage_host (page-locked where the backend has it),
+     * copied to stage_dev on the copy stream with upload tag s & 1. */
+    void *stage_host[KILN_UPLOAD_TAGS], *stage_dev[KILN_UPLOAD_TAGS];
     int64_t *ident_dev;           /* streaming: 0..batch-1 */
 };
 
@@ -149,11 +153,57 @@ static double trainer_data_share(void)
     return env && end != env && !*end && f > 0.0 && f <= 1.0 ? f : 0.8;
 }
 
+/* Streaming: waits until no queued copy or step still reads or writes a
+ * stage (the compute stream ordered after both upload tags, then waited
+ * for), so that a stage may be rewritten or freed. Returns the first
+ * failure. */
+static enum kiln_status stream_drain(struct kiln_trainer *t)
+{
+    struct kiln_backend *be = t->be;
+    enum kiln_status st = KILN_OK;
+    for (int k = 0; k < KILN_UPLOAD_TAGS; k++) {
+        enum kiln_status w = backend_upload_wait(be, k);
+        if (st == KILN_OK) st = w;
+    }
+    enum kiln_status w = be->iface->sync(be->ctx);
+    return st == KILN_OK ? w : st;
+}
+
+/* stream_drain on the way out after an error, or when freeing: a failure
+ * here is only logged, and the message of the error that matters is kept. */
+static void stream_drain_quiet(struct kiln_trainer *t)
+{
+    char keep[1024];
+    snprintf(keep, sizeof keep, "%s", kiln_last_error());
+    if (stream_drain(t) != KILN_OK) {
+        kiln_log(KILN_LOG_WARN, "trainer: waiting for the streamed batches: %s",
+                 kiln_last_error());
+        kiln_errorf(KILN_ERR_INTERNAL, "%s", keep);
+    }
+}
+
+/* Drains, then frees the streaming stages. */
+static void trainer_free_stream(struct kiln_trainer *t)
+{
+    struct kiln_backend *be = t->be;
+    bool any = t->ident_dev != NULL;
+    for (int k = 0; k < KILN_UPLOAD_TAGS; k++) any = any || t->stage_host[k] || t->stage_dev[k];
+    if (!any) return;
+    stream_drain_quiet(t);
+    for (int k = 0; k < KILN_UPLOAD_TAGS; k++) {
+        if (t->stage_dev[k]) be->iface->free(be->ctx, t->stage_dev[k]);
+        backend_host_free(be, t->stage_host[k]);
+        t->stage_dev[k] = t->stage_host[k] = NULL;
+    }
+    if (t->ident_dev) be->iface->free(be->ctx, t->ident_dev);
+    t->ident_dev = NULL;
+}
+
 static void trainer_free_device(struct kiln_trainer *t)
 {
     struct kiln_backend *be = t->be;
-    void *bufs[] = {t->y_src_owned, t->order_dev, t->vars_dev, t->ctl_dev, t->stage_dev,
-                    t->ident_dev};
+    trainer_free_stream(t);
+    void *bufs[] = {t->y_src_owned, t->order_dev, t->vars_dev, t->ctl_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->iface->free(be->ctx, bufs[i]);
     if (be->iface->graph_free) {
@@ -164,12 +214,38 @@ static void trainer_free_device(struct kiln_trainer *t)
     t->y_src_owned = t->order_dev = NULL;
     t->vars_dev = NULL;
     t->ctl_dev = NULL;
-    t->stage_dev = NULL;
-    t->ident_dev = NULL;
     free(t->vars_host);
-    free(t->stage_host);
     t->vars_host = NULL;
-    t->stage_host = NULL;
+}
+
+/* Streaming: two host stages (page-locked where the backend has it), two
+ * device stages of one batch of raw rows each, and the identity index the
+ * device gather reads a stage with. */
+static enum kiln_status trainer_plan_stream(struct kiln_trainer *t)
+{
+    struct kiln_backend *be = t->be;
+    const struct kiln_split *sp = t->train;
+    int64_t bs = t->cfg->train.batch_size;
+    size_t bytes = (size_t)bs * (size_t)sp->feat_size * kiln_dtype_size(sp->x_dtype);
+    for (int k = 0; k < KILN_UPLOAD_TAGS; k++) {
+        t->stage_host[k] = backend_host_alloc(be, bytes);
+        if (!t->stage_host[k])
+            return kiln_error_context(KILN_ERR_NOMEM, "trainer: the streaming stage");
+        t->stage_dev[k] = be->iface->alloc(be->ctx, bytes);
+        if (!t->stage_dev[k])
+            return kiln_error_context(KILN_ERR_NOMEM, "trainer: the streaming stage");
+    }
+    t->ident_dev = be->iface->alloc(be->ctx, (size_t)bs * sizeof(int64_t));
+    int64_t *ident = malloc((size_t)bs * sizeof(int64_t));
+    if (!ident || !t->ident_dev) {
+        free(ident);
+        return kiln_error_context(KILN_ERR_NOMEM, "trainer: the streaming stage");
+    }
+    for (int64_t i = 0; i < bs; i++) ident[i] = i;
+    enum kiln_status st =
+        be->iface->upload(be->ctx, t->ident_dev, ident, (size_t)bs * sizeof(int64_t));
+    free(ident);
+    return st;
 }
 
 /* Plans the device step's buffers once: labels, the epoch's order and step
@@ -203,20 +279,7 @@ static enum kiln_status trainer_plan_device(struct kiln_trainer *t)
     if (!t->order_dev || !t->vars_dev || !t->ctl_dev)
         return kiln_error_context(KILN_ERR_NOMEM, "trainer: the step's buffers");
     if (!t->vars_host) return kiln_errorf(KILN_ERR_NOMEM, "trainer: out of memory");
-    if (t->streaming) {
-        size_t row = (size_t)sp->feat_size * kiln_dtype_size(sp->x_dtype);
-        t->stage_host = malloc((size_t)bs * row);
-        t->stage_dev = be->iface->alloc(be->ctx, (size_t)bs * row);
-        t->ident_dev = be->iface->alloc(be->ctx, (size_t)bs * sizeof(int64_t));
-        int64_t *ident = malloc((size_t)bs * sizeof(int64_t));
-        if (!t->stage_host || !ident || !t->stage_dev || !t->ident_dev) {
-            free(ident);
-            return kiln_error_context(KILN_ERR_NOMEM, "trainer: the streaming stage");
-        }
-        for (int64_t i = 0; i < bs; i++) ident[i] = i;
-        st = be->iface->upload(be->ctx, t->ident_dev, ident, (size_t)bs * sizeof(int64_t));
-        free(ident);
-    }
+    if (t->streaming) st = trainer_plan_stream(t);
     return st;
 }
 
@@ -533,26 +596,47 @@ void nn_trainer_force_device_path(struct kiln_trainer *t, bool on, int sync_ever
     } else if (t->be->iface->host_memory) {
         trainer_free_device(t);
         t->device_path = false;
+        t->streaming = false;
     }
 }
 
-/* Streaming: the batch's raw rows (order[lo..lo+n)) from host memory to the
- * device stage; the device gather then converts them. */
-static enum kiln_status device_stage(struct kiln_trainer *t, int64_t lo, int64_t n)
+enum kiln_status nn_trainer_force_streaming(struct kiln_trainer *t)
+{
+    if (!t->device_path)
+        return kiln_errorf(KILN_ERR_INTERNAL,
+                           "nn_trainer_force_streaming: the device path is not on");
+    if (t->streaming) return KILN_OK;
+    t->streaming = true;
+    enum kiln_status st = trainer_plan_stream(t);
+    if (st != KILN_OK) {
+        trainer_free_stream(t);
+        t->streaming = false;
+    }
+    return st;
+}
+
+/* Streaming: gathers the batch's raw rows (order[lo..lo+n)) on the host
+ * into stage_host[k] and queues their copy to stage_dev[k] on the copy
+ * stream (tag k); the device gather then converts them. The caller has
+ * proved that no queued copy or step still reads either stage k (see
+ * device_epoch). */
+static enum kiln_status stream_queue(struct kiln_trainer *t, int k, int64_t lo, int64_t n)
 {
     const struct kiln_split *sp = t->train;
     size_t row = (size_t)sp->feat_size * kiln_dtype_size(sp->x_dtype);
     for (int64_t r = 0; r < n; r++)
-        memcpy((char *)t->stage_host + (size_t)r * row,
+        memcpy((char *)t->stage_host[k] + (size_t)r * row,
                (const char *)sp->X + (size_t)t->order[lo + r] * row, row);
-    return t->be->iface->upload(t->be->ctx, t->stage_dev, t->stage_host, (size_t)n * row);
+    return backend_upload_async(t->be, t->stage_dev[k], t->stage_host[k], (size_t)n * row, k);
 }
 
 /* Queues one step's ops, reading nothing back: step values, gathers,
  * forward, loss, backward and, with update, the guard, clipping and the
  * optimizer. Every pointer is fixed for the run, so the sequence can be
- * captured once and replayed. */
-static enum kiln_status device_step_ops(struct kiln_trainer *t, int64_t rows, bool update)
+ * captured once and replayed; streaming (never captured), X comes from
+ * stage_dev[stage]. */
+static enum kiln_status device_step_ops(struct kiln_trainer *t, int64_t rows, bool update,
+                                        int stage)
 {
     struct kiln_model *m = t->model;
     const struct kiln_ops *ops = m->ops;
@@ -565,7 +649,7 @@ static enum kiln_status device_step_ops(struct kiln_trainer *t, int64_t rows, bo
     enum kiln_status st = ops->step_begin(ctx, t->ctl_dev, t->vars_dev, t->order_dev,
                                           tc->batch_size, rows, t->idx_dev);
     if (st == KILN_OK)
-        st = ops->gather_rows(ctx, t->streaming ? t->stage_dev : t->x_src,
+        st = ops->gather_rows(ctx, t->streaming ? t->stage_dev[stage] : t->x_src,
                               u8 ? KILN_ELEM_U8 : KILN_ELEM_F32, sp->feat_size,
                               t->streaming ? t->ident_dev : t->idx_dev, rows,
                               u8 ? KILN_U8_SCALE : 1.0f, m->x);
@@ -595,12 +679,13 @@ static enum kiln_status device_step_ops(struct kiln_trainer *t, int64_t rows, bo
 }
 
 /* Runs one step: the captured graph for this batch size (captured on first
- * use), or the ops directly where the backend cannot capture. */
-static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
+ * use), or the ops directly where the backend cannot capture or the step
+ * streams (its stage alternates, and upload_wait cannot be captured). */
+static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows, int stage)
 {
     struct kiln_backend *be = t->be;
     if (t->no_graphs || t->streaming || !be->iface->capture_begin)
-        return device_step_ops(t, rows, true);
+        return device_step_ops(t, rows, true, stage);
     bool full = rows == t->cfg->train.batch_size;
     void **g = full ? &t->graph_full : &t->graph_tail;
     if (!*g) {
@@ -610,7 +695,7 @@ static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
             /* Nothing runs while capturing: an op refused here (a call the
              * capture does not allow) is retried below, outside a capture,
              * where a real error shows again. The capture is always ended. */
-            st = device_step_ops(t, rows, true);
+            st = device_step_ops(t, rows, true, 0);
             if (st != KILN_OK) snprintf(why, sizeof why, "%s", kiln_last_error());
             void *graph = NULL;
             enum kiln_status end = be->iface->capture_end(be->ctx, &graph);
@@ -627,7 +712,7 @@ static enum kiln_status device_step_run(struct kiln_trainer *t, int64_t rows)
                                     "directly",
                      why[0] ? why : kiln_last_error());
             t->no_graphs = true;
-            return device_step_ops(t, rows, true);
+            return device_step_ops(t, rows, true, 0);
         }
     }
     return be->iface->graph_launch(be->ctx, *g);
@@ -652,9 +737,14 @@ static enum kiln_status device_step_error(struct kiln_trainer *t, int64_t epoch,
     struct kiln_step_ctl ctl = {.cursor = s, .first_bad = s};
     int64_t bad = 0;
     const char *name = "?";
-    enum kiln_status st = be->iface->upload(be->ctx, t->ctl_dev, &ctl, sizeof ctl);
-    if (st == KILN_OK && t->streaming) st = device_stage(t, lo, n);
-    if (st == KILN_OK) st = device_step_ops(t, n, false);
+    int k = (int)(s & 1);
+    enum kiln_status st = KILN_OK;
+    /* Streaming: the next batch's copy may still be in flight. */
+    if (t->streaming) st = stream_drain(t);
+    if (st == KILN_OK) st = be->iface->upload(be->ctx, t->ctl_dev, &ctl, sizeof ctl);
+    if (st == KILN_OK && t->streaming) st = stream_queue(t, k, lo, n);
+    if (st == KILN_OK && t->streaming) st = backend_upload_wait(be, k);
+    if (st == KILN_OK) st = device_step_ops(t, n, false, k);
     if (st == KILN_OK) st = m->ops->count_nonfinite(be->ctx, m->grads, m->n_params, &bad);
     if (st == KILN_OK) nonfinite_tensor(m, &name);
     return kiln_errorf(KILN_ERR_NUMERIC,
@@ -665,7 +755,38 @@ static enum kiln_status device_step_error(struct kiln_trainer *t, int64_t epoch,
 /* One epoch of device steps. The host computes every step's values ahead,
  * queues the steps, and reads back losses and the guard every sync_every
  * steps (reporting them through on_step in order, as the classic loop
- * does). */
+ * does).
+ *
+ * Streaming, batch s of the epoch goes up through stage k = s & 1 (a host
+ * and a device stage); batch 0 is queued before the loop, and iteration s
+ * (1) waits on the host until step s-1 has finished (the compute stream's
+ * sync; skipped when the read-back that ended iteration s-1 already waited
+ * for it), (2) orders step s after batch s's copy (upload_wait(k)) and
+ * queues step s, (3) gathers batch s+1 into host stage k^1 and queues its
+ * copy to device stage k^1 on the copy stream (tag k^1): the gather and the
+ * copy run while the device computes step s, (4) reads back as above. The
+ * rows of each batch and their order are the resident step's, so are the
+ * results, bit for bit.
+ *
+ * Why no stage is rewritten while a queued copy or step still reads it:
+ * - host stage k^1 was last read by the copy of batch s-1. Step s-1 was
+ *   ordered after that copy (upload_wait), and (1) saw step s-1 finish, so
+ *   the copy had finished before (3) overwrites the stage;
+ * - device stage k^1 was last read by step s-1's gather, finished by (1);
+ *   it was last written by the copy of batch s-1, ahead of batch s+1's on
+ *   the same in-order copy stream;
+ * - device stage k is read by step s only after its copy (2), and written
+ *   again only by the copy of batch s+2, queued in iteration s+1 after its
+ *   (1) saw step s finish; the only copy in flight during step s is batch
+ *   s+1's, into the other stage;
+ * - nothing inside a step waits for the host (no graph, no read-back), so
+ *   (1) is the one wait that proves it; it replaces the synchronous upload
+ *   each streamed step did before (which waited for step s-1 as well, and
+ *   then overlapped neither the gather nor the copy with a step).
+ * Nothing crosses an epoch: the last iteration queues no copy, and every
+ * exit from here (the end, an error, a bad step) drains both streams
+ * (stream_drain), so the epoch's start, evaluation, checkpoints, the
+ * bad-step re-run, and freeing find both stages idle. */
 static enum kiln_status device_epoch(struct kiln_trainer *t, int64_t epoch,
                                      const struct kiln_train_callbacks *cb, double t0,
                                      double *loss_sum)
@@ -692,17 +813,30 @@ static enum kiln_status device_epoch(struct kiln_trainer *t, int64_t epoch,
                                (size_t)steps * sizeof(struct kiln_step_vars));
     if (st == KILN_OK)
         st = be->iface->upload(be->ctx, t->ctl_dev, &ctl, sizeof ctl);
+    if (st == KILN_OK && t->streaming && steps > 0)
+        st = stream_queue(t, 0, 0, bs <= t->n_train ? bs : t->n_train);
     int64_t reported = 0;
     for (int64_t s = 0; s < steps && st == KILN_OK; s++) {
         int64_t lo = s * bs, n = lo + bs <= t->n_train ? bs : t->n_train - lo;
-        if (t->streaming) st = device_stage(t, lo, n);
-        if (st == KILN_OK) st = device_step_run(t, n);
+        int k = (int)(s & 1);
+        if (t->streaming) {
+            if (s > 0 && reported < s) st = be->iface->sync(be->ctx);
+            if (st == KILN_OK) st = backend_upload_wait(be, k);
+        }
+        if (st == KILN_OK) st = device_step_run(t, n, k);
+        if (st == KILN_OK && t->streaming && s + 1 < steps) {
+            int64_t lo1 = lo + bs, n1 = lo1 + bs <= t->n_train ? bs : t->n_train - lo1;
+            st = stream_queue(t, k ^ 1, lo1, n1);
+        }
         if (st != KILN_OK || ((s + 1) % t->sync_every != 0 && s + 1 != steps)) continue;
         /* Read back what ran: the losses and the guard's verdicts. */
         st = be->iface->download(be->ctx, t->vars_host + reported, t->vars_dev + reported,
                                  (size_t)(s + 1 - reported) * sizeof(struct kiln_step_vars));
         for (int64_t i = reported; i <= s && st == KILN_OK; i++) {
-            if (t->vars_host[i].bad) return device_step_error(t, epoch, i);
+            if (t->vars_host[i].bad) {
+                st = device_step_error(t, epoch, i);
+                break;
+            }
             *loss_sum += t->vars_host[i].loss;
             t->state.step++;
             if (cb && cb->on_step) {
@@ -714,6 +848,8 @@ static enum kiln_status device_epoch(struct kiln_trainer *t, int64_t epoch,
         }
         reported = s + 1;
     }
+    if (t->streaming && st == KILN_OK) st = stream_drain(t);
+    else if (t->streaming) stream_drain_quiet(t);
     return st;
 }
 
