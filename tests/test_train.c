@@ -428,12 +428,7 @@ TEST(shape_mismatch)
 TEST(regression_mse)
 {
     struct kiln_config cfg;
-    base_config(&cfg);
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 16);
-    add_layer(&cfg.model, KILN_LAYER_TANH, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 2);
-    cfg.model.loss = KILN_LOSS_MSE;
+    regression_config(&cfg, KILN_LAYER_TANH);
     cfg.train.epochs = 30;
     struct kiln_dataset *ds = make_linear(600, 20);
     ASSERT(ds != NULL);

@@ -182,12 +182,7 @@ TEST(device_step_sgd_dropout_clip_cosine)
 TEST(device_step_mse)
 {
     struct kiln_config cfg;
-    base_config(&cfg);
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 16);
-    add_layer(&cfg.model, KILN_LAYER_SIGMOID, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 2);
-    cfg.model.loss = KILN_LOSS_MSE;
+    regression_config(&cfg, KILN_LAYER_SIGMOID);
     cfg.train.optimizer = KILN_CFG_ADAMW;
     cfg.train.weight_decay = 0.01f;
     cfg.train.epochs = 3;
@@ -294,13 +289,7 @@ TEST(stream_adam_partial_batch)
 TEST(stream_u8_dropout_sgd)
 {
     struct kiln_config cfg;
-    base_config(&cfg);
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 32);
-    add_layer(&cfg.model, KILN_LAYER_RELU, 0);
-    add_layer(&cfg.model, KILN_LAYER_DROPOUT, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, CLASSES);
-    cfg.model.layers[2].rate = 0.2f;
+    dropout_config(&cfg, 32, 0.2f);
     cfg.train.optimizer = KILN_CFG_SGD;
     cfg.train.lr = 0.05f;
     cfg.train.momentum = 0.9f;
@@ -317,12 +306,7 @@ TEST(stream_u8_dropout_sgd)
 TEST(stream_mse)
 {
     struct kiln_config cfg;
-    base_config(&cfg);
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 16);
-    add_layer(&cfg.model, KILN_LAYER_TANH, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 2);
-    cfg.model.loss = KILN_LOSS_MSE;
+    regression_config(&cfg, KILN_LAYER_TANH);
     cfg.train.val_fraction = 0.0f;
     cfg.train.epochs = 2;
     check_stream_equals_resident(&cfg, make_linear(200, 22), "stream mse", KILN_OK, NULL);
@@ -489,14 +473,8 @@ TEST(cuda_deterministic_and_learns)
 {
     static const char *specs[] = {"cuda,gemm=cublas", "cuda,gemm=kiln"};
     struct kiln_config cfg;
-    base_config(&cfg);
+    dropout_config(&cfg, 64, 0.1f);
     cfg.train.epochs = 5;
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 64);
-    add_layer(&cfg.model, KILN_LAYER_RELU, 0);
-    add_layer(&cfg.model, KILN_LAYER_DROPOUT, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, CLASSES);
-    cfg.model.layers[2].rate = 0.1f;
     cfg.train.clip_norm = 5.0f;
     struct kiln_dataset *ds = make_blobs(2000, 31);
     ASSERT(ds != NULL);
@@ -535,14 +513,8 @@ TEST(cuda_deterministic_and_learns)
 TEST(cuda_streaming_equals_resident)
 {
     struct kiln_config cfg;
-    base_config(&cfg);
+    dropout_config(&cfg, 64, 0.1f);
     cfg.train.epochs = 2;
-    cfg.model.n_layers = 0;
-    add_layer(&cfg.model, KILN_LAYER_DENSE, 64);
-    add_layer(&cfg.model, KILN_LAYER_RELU, 0);
-    add_layer(&cfg.model, KILN_LAYER_DROPOUT, 0);
-    add_layer(&cfg.model, KILN_LAYER_DENSE, CLASSES);
-    cfg.model.layers[2].rate = 0.1f;
     struct kiln_dataset *ds = make_blobs(1901, 32);
     ASSERT(ds != NULL);
     static const char *specs[] = {"cuda,gemm=cublas", "cuda,gemm=kiln"};

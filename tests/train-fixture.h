@@ -1,7 +1,8 @@
 /* tests/train-fixture.h: the synthetic data and the base config that the
  * training tests share (test_train.c, test_train_device.c): separable
  * Gaussian blobs, a linear regression target, and a small MLP config.
- * Static functions: include it once per test executable, after test.h and
+ * Static functions (the config helpers inline, so a test may leave them
+ * unused): include it once per test executable, after test.h and
  * after defining THREADS (the config's thread count). */
 #ifndef KILN_TESTS_TRAIN_FIXTURE_H
 #define KILN_TESTS_TRAIN_FIXTURE_H
@@ -128,6 +129,30 @@ static void base_config(struct kiln_config *c)
     t->checkpoint_every = 0;
     strcpy(t->device, "cpu");
     t->threads = THREADS;
+}
+
+/* base_config with a regression MLP for make_linear's 2 targets: dense 16
+ * -> act -> dense 2, MSE. */
+static inline void regression_config(struct kiln_config *c, enum kiln_layer_kind act)
+{
+    base_config(c);
+    c->model.n_layers = 0;
+    add_layer(&c->model, KILN_LAYER_DENSE, 16);
+    add_layer(&c->model, act, 0);
+    add_layer(&c->model, KILN_LAYER_DENSE, 2);
+    c->model.loss = KILN_LOSS_MSE;
+}
+
+/* base_config with dropout: dense hidden -> relu -> dropout(rate) -> dense 4. */
+static inline void dropout_config(struct kiln_config *c, int64_t hidden, float rate)
+{
+    base_config(c);
+    c->model.n_layers = 0;
+    add_layer(&c->model, KILN_LAYER_DENSE, hidden);
+    add_layer(&c->model, KILN_LAYER_RELU, 0);
+    add_layer(&c->model, KILN_LAYER_DROPOUT, 0);
+    add_layer(&c->model, KILN_LAYER_DENSE, CLASSES);
+    c->model.layers[2].rate = rate;
 }
 
 #endif
