@@ -75,7 +75,7 @@ static enum kiln_status bench_compute(const char *model, const char *input, cons
     int64_t n[COMPUTE_CHUNKS] = {0}, chunks = 0;
     enum kiln_status st = kiln_rows_open(input, array, NULL, &r);
     if (st == KILN_OK) st = infer_model_open(&im, model, device, threads, batch);
-    if (st == KILN_OK) st = infer_check_rows(&im, r, input);
+    if (st == KILN_OK) st = infer_bind_rows(&im, r, input);
     if (st != KILN_OK) goto cleanup;
     y = malloc((size_t)(batch * im.k) * sizeof(float));
     for (; chunks < COMPUTE_CHUNKS && st == KILN_OK; chunks++) {

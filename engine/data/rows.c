@@ -41,6 +41,7 @@ struct kiln_rows_reader {
     int rank;
     hsize_t dims[32];
     bool u8;
+    char *transforms;   /* the file's "transforms" attribute (a transformed kiln dataset) */
     uint8_t *scratch;
     size_t scratch_cap;
     /* CSV */
@@ -75,6 +76,14 @@ static enum kiln_status rows_open_h5(struct kiln_rows_reader *rr, const char *ar
     }
     st = str_dup(array, &rr->array);
     if (st != KILN_OK) goto cleanup;
+    if (h5_attr_exists(rr->file, "transforms")) {
+        st = h5_attr_read_str(rr->file, "transforms", &rr->transforms);
+        if (st != KILN_OK) goto cleanup;
+        if (!rr->transforms[0]) { /* written only when there are some; empty is none */
+            free(rr->transforms);
+            rr->transforms = NULL;
+        }
+    }
     rr->dset = H5Dopen2(rr->file, array, H5P_DEFAULT);
     if (rr->dset < 0) {
         st = kiln_errorf(KILN_ERR_FORMAT, "%s: no array '%s'", path, array);
@@ -174,6 +183,8 @@ cleanup:
 int64_t kiln_rows_count(const struct kiln_rows_reader *r) { return r->n; }
 
 int64_t kiln_rows_width(const struct kiln_rows_reader *r) { return r->width; }
+
+const char *kiln_rows_transforms(const struct kiln_rows_reader *r) { return r->transforms; }
 
 static enum kiln_status rows_read_h5(struct kiln_rows_reader *r, int64_t k, float *dst)
 {
@@ -295,6 +306,7 @@ void kiln_rows_close(struct kiln_rows_reader *r)
     csv_close(r->r);
     strv_free(r->names, r->ncols);
     free(r->scratch);
+    free(r->transforms);
     free(r->array);
     free(r->path);
     free(r);

@@ -54,9 +54,26 @@ cleanup:
     return st;
 }
 
-enum kiln_status infer_check_rows(const struct infer_model *im, struct kiln_rows_reader *r,
-                                  const char *input)
+enum kiln_status infer_bind_rows(struct infer_model *im, struct kiln_rows_reader *r,
+                                 const char *input)
 {
+    const char *made_by = kiln_rows_transforms(r);
+    if (made_by && !im->tl)
+        return kiln_errorf(KILN_ERR_USAGE, "%s: its rows were made by kiln data transform, and %s "
+                           "was trained on untransformed rows: give it the rows before the "
+                           "transforms", input, im->path);
+    if (made_by && strcmp(made_by, im->meta.transforms_json) != 0)
+        return kiln_errorf(KILN_ERR_USAGE, "%s: its rows were made by other transforms than the "
+                           "ones %s applies: give it the untransformed rows (or the dataset "
+                           "version it was trained on)", input, im->path);
+    if (made_by) {
+        /* The model's own transforms made these rows: they go in as they are. */
+        kiln_transform_list_free(im->tl);
+        free(im->tx);
+        im->tl = NULL;
+        im->tx = NULL;
+        im->raw = im->in;
+    }
     if (kiln_rows_width(r) == im->raw) return KILN_OK;
     return kiln_errorf(KILN_ERR_SHAPE, "%s: rows have %lld features, the model takes %lld%s",
                        input, (long long)kiln_rows_width(r), (long long)im->raw,

@@ -29,10 +29,15 @@ struct infer_model {
 enum kiln_status infer_model_open(struct infer_model *im, const char *model_path,
                                   const char *device, int threads, int64_t batch);
 void infer_model_close(struct infer_model *im);
-/* KILN_ERR_SHAPE naming input when r's rows are not as wide as the model's
- * raw input (before its transforms). */
-enum kiln_status infer_check_rows(const struct infer_model *im, struct kiln_rows_reader *r,
-                                  const char *input);
+/* Fits im to r's rows. Rows a dataset version's transforms already made
+ * (kiln_rows_transforms) that are the model's own transforms go to the
+ * model as they are: im drops its transforms (raw becomes in), rather than
+ * transform them twice. KILN_ERR_USAGE when the rows were made by other
+ * transforms than the model's, or the model takes untransformed rows;
+ * KILN_ERR_SHAPE naming input when the rows are not as wide as the model
+ * takes them. */
+enum kiln_status infer_bind_rows(struct infer_model *im, struct kiln_rows_reader *r,
+                                 const char *input);
 /* The predictions writer's metadata for this model (pointers into im). */
 struct kiln_pred_meta infer_pred_meta(const struct infer_model *im);
 /* The host half of infer_model_run: the finite check of rows (<= batch) raw

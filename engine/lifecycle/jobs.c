@@ -269,7 +269,7 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
     if (batch <= 0) batch = INFER_BATCH;
     enum kiln_status st = infer_model_open(&im, model_path, device, threads, batch);
     if (st == KILN_OK) st = kiln_rows_open(input, input_array, drop_column, &r);
-    if (st == KILN_OK) st = infer_check_rows(&im, r, input);
+    if (st == KILN_OK) st = infer_bind_rows(&im, r, input);
     if (st != KILN_OK) goto cleanup;
     struct kiln_pred_meta pm = infer_pred_meta(&im);
     st = kiln_pred_writer_open(output, &pm, &w);

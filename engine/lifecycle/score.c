@@ -504,7 +504,7 @@ enum kiln_status score_run(const struct kiln_score_job *job, bool force_staged,
                 : batch > KILN_SCORE_MAX_BATCH ? KILN_SCORE_MAX_BATCH : batch;
     }
     st = infer_model_open(&im, model, job->device ? job->device : "cpu", job->threads, batch);
-    if (st == KILN_OK) st = infer_check_rows(&im, r, job->input);
+    if (st == KILN_OK) st = infer_bind_rows(&im, r, job->input);
     if (st != KILN_OK) goto cleanup;
     snprintf(out->model_sha256, sizeof out->model_sha256, "%s", im.meta.file_sha256);
     snprintf(out->model_name, sizeof out->model_name, "%s", name ? name : "");

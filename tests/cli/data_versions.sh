@@ -166,6 +166,31 @@ acc = sum(t == p for t, p in zip(truth, pred)) / len(truth)
 assert len(pred) == 400 and acc > 0.9, acc
 PY
 pass "raw rows are standardized at predict time (accuracy > 0.9)"
+# A transformed version's rows are what the model's own transforms make:
+# predict and score feed them in as they are, not transformed a second time.
+expect_ok "show std" "$KILN" data show std --json
+std_obj=$(json_get out.txt 'd["path"]')
+expect_ok "show raw" "$KILN" data show raw --json
+raw_obj=$(json_get out.txt 'd["path"]')
+expect_ok "predict std's rows" "$KILN" predict run/model.h5 --input "$std_obj" --array train/X --output pstd.h5
+expect_ok "predict raw's rows" "$KILN" predict run/model.h5 --input "$raw_obj" --array train/X --output praw.h5
+expect_ok "score std by name" "$KILN" score run/model.h5 --input std --split train --output sstd.h5
+"$PY" - pstd.h5 praw.h5 sstd.h5 <<'PY' || fail "a transformed version's rows are not scored as its raw rows"
+import sys, h5py, numpy as np
+std, raw, score = (h5py.File(p, "r") for p in sys.argv[1:4])
+assert len(raw["pred"]) > 50, len(raw["pred"])
+for f in (std, score):
+    assert (f["pred"][()] == raw["pred"][()]).all()
+    assert np.abs(f["prob"][()] - raw["prob"][()]).max() < 1e-5, np.abs(f["prob"][()] - raw["prob"][()]).max()
+PY
+pass "the transformed version's rows score as the raw version's (not standardized twice)"
+expect_ok "transform --minmax --as mm" "$KILN" data transform raw --minmax --as mm
+expect_fail "rows made by other transforms" 2 "other transforms than the ones" \
+  "$KILN" score run/model.h5 --input mm --split train --output mm.h5
+[[ ! -e mm.h5 ]] || fail "a refused score left an output"
+expect_ok "train on the raw version" "$KILN" train tiny.yaml --data raw --out run_raw --threads 1
+expect_fail "transformed rows to a model of raw rows" 2 "trained on untransformed rows" \
+  "$KILN" predict run_raw/model.h5 --input "$std_obj" --array train/X --output x.h5
 
 # --- privacy -------------------------------------------------------------------------------
 awk 'BEGIN { srand(5); print "email,user_id,x1,x2,label";

@@ -174,6 +174,11 @@ enum kiln_status kiln_rows_open(const char *path, const char *array, const char 
 int64_t kiln_rows_count(const struct kiln_rows_reader *r);
 /* Features per row. */
 int64_t kiln_rows_width(const struct kiln_rows_reader *r);
+/* The fitted transforms that made these rows (a dataset version made by
+ * kiln data transform: its "transforms" attribute, JSON as in
+ * kiln_dataset.transforms); NULL for untransformed rows and for CSV.
+ * Owned by r. */
+const char *kiln_rows_transforms(const struct kiln_rows_reader *r);
 /* Reads up to max_rows rows into dst (max_rows * width floats); *got = 0 at
  * the end. A malformed row (CSV text that is not a number, a NaN/Inf in an
  * HDF5 float array) is KILN_ERR_FORMAT naming its row and column. */
