@@ -212,6 +212,49 @@ TEST(malformed_data_refused_either_way)
     if (!strstr(err, "no NaN or Infinity")) TEST_FAIL("-Infinity: '%s' lacks the hint", err);
 }
 
+/* Valid bodies with a few bytes changed (to digits, signs, points,
+ * exponents, commas, brackets, white space, letters) or cut short: the
+ * lane and yajl alone must agree on every one, the same answer code and,
+ * when accepted, the same rows bit for bit, in one piece and in random
+ * pieces. */
+TEST(mutated_bodies_agree)
+{
+    static const char alphabet[] = "0123456789-+.eE,[] \n{}\"naNI";
+    struct text t = {0};
+    float want[64 * WIDTH], got[64 * WIDTH];
+    char err_off[1024], err_on[1024];
+    int accepted = 0, refused = 0;
+    for (int round = 0; round < 3000; round++) {
+        int rows = 1 + (int)rnd(6);
+        make_body(&t, rows);
+        /* Mutate inside "data" mostly: that is the lane's ground. */
+        size_t from = (size_t)(strstr(t.s, "\"data\"") - t.s);
+        int edits = 1 + (int)rnd(3);
+        for (int e = 0; e < edits; e++) {
+            size_t at = from + rnd((uint32_t)(t.len - from));
+            t.s[at] = alphabet[rnd(sizeof alphabet - 1)];
+        }
+        if (rnd(10) == 0) t.len = from + rnd((uint32_t)(t.len - from)); /* cut short */
+        int off = parse(t.s, t.len, 0, false, want, rows, err_off, sizeof err_off);
+        size_t pieces[] = {0, 1 + rnd(40)};
+        for (size_t k = 0; k < 2; k++) {
+            memset(got, 0xff, sizeof got);
+            int on = parse(t.s, t.len, pieces[k], true, got, rows, err_on, sizeof err_on);
+            if (on != off)
+                TEST_FAIL("round %d, pieces of %zu: lane %d (%s), yajl alone %d (%s)\n%.*s", round,
+                          pieces[k], on, err_on, off, err_off, (int)t.len, t.s);
+            if (on == 200 && memcmp(want, got, (size_t)rows * WIDTH * sizeof *got) != 0)
+                TEST_FAIL("round %d, pieces of %zu: accepted, with other values\n%.*s", round,
+                          pieces[k], (int)t.len, t.s);
+        }
+        if (off == 200) accepted++;
+        else refused++;
+    }
+    fprintf(stderr, "   %d mutated bodies accepted, %d refused, alike\n", accepted, refused);
+    ASSERT(accepted > 100 && refused > 100);
+    free(t.s);
+}
+
 /* Numbers up to 1024 characters are read, longer ones refused, however
  * the pieces fall; the value is strtod's. */
 TEST(long_numbers)
@@ -240,6 +283,7 @@ int main(void)
 {
     RUN(random_bodies_same_rows_lane_on_off_any_pieces);
     RUN(malformed_data_refused_either_way);
+    RUN(mutated_bodies_agree);
     RUN(long_numbers);
     return test_summary();
 }
