@@ -213,16 +213,19 @@ for bs in 128 4096; do
 done
 
 # --- 5b. batch scoring on the GPU against its parts (benchmarks/score_bench.sh) ------------
-# One run of 3 repetitions over 300,000 Fashion-MNIST rows: kiln score
-# --device cuda (pinned ring, uploads on a copy stream) against the slower of
-# kiln's reader and the model alone on the GPU; the goal is >= 0.8x.
+# One run of 3 repetitions over 1,000,000 Fashion-MNIST rows (made by
+# score_parts tile: no h5py needed): kiln score --device cuda (pinned ring,
+# uploads on a copy stream) against the slower of kiln's reader and the
+# model alone on the GPU; the goal is >= 0.8x. kiln score's rate counts
+# opening the CUDA backend and loading cuBLAS (a fraction of a second): a
+# million rows keeps that a small part of it.
 parts=$W/bin/score_parts
 [[ $KILN == "$work/build-native/kiln" ]] &&
   timeout "$(budget 30)" cmake --build "$work/build-native" --target score_parts > "$out/score-parts-build.log" 2>&1 &&
   parts=$work/build-native/benchmarks/score_parts
 if [[ ! -x $parts ]]; then
   row "kiln score --device cuda / parts (>= 0.8x)" SKIP "no score_parts (rebuild the bundle)"
-elif (( $(left) < 80 )); then
+elif (( $(left) < 110 )); then
   row "kiln score --device cuda / parts (>= 0.8x)" SKIP "out of time"
 else
   # h5py, if any, with the machine's own libraries (as PyTorch above)
@@ -230,8 +233,8 @@ else
   chmod +x "$work/python-orig"
   mkdir -p "$work/score-bench"
   [[ -f $data ]] && ln -sf "$data" "$work/score-bench/fm.h5"
-  KILN_SCORE_PARTS=$parts KILN_SCORE_BENCH_DIR=$work/score-bench KILN_SCORE_BENCH_ROWS=300000 \
-    KILN_PYTHON=$work/python-orig timeout "$(budget 60)" bash "$src/benchmarks/score_bench.sh" 3 "$(nproc)" cuda \
+  KILN_SCORE_PARTS=$parts KILN_SCORE_BENCH_DIR=$work/score-bench KILN_SCORE_BENCH_ROWS=1000000 \
+    KILN_PYTHON=$work/python-orig timeout "$(budget 90)" bash "$src/benchmarks/score_bench.sh" 3 "$(nproc)" cuda \
     > "$out/score_bench.log" 2>&1
   rc=$?
   ratio=$(sed -n 's/^score \/ min(kiln read, compute) = .* = \([0-9.]*\) (goal.*/\1/p' "$out/score_bench.log")

@@ -22,8 +22,8 @@
 # default /usr/share/datasets/fashion-mnist), KILN_SCORE_BENCH_DIR (default
 # /tmp/kiln-score-bench: the input (784 MB at 1M rows), the dataset and the
 # model are made once and kept), KILN_PYTHON (a python with h5py and numpy;
-# default the test venv .venv-test, then python3). Without h5py the input is
-# the dataset's train split (60,000 rows) and (b) is not run.
+# default the test venv .venv-test, then python3; without h5py, (b) is not
+# run). The input is made by `score_parts tile`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -58,21 +58,8 @@ fi
 model=$work/mlp/model.h5
 input=$work/fm-1m.h5 array=X
 ((rows == 1000000)) || input=$work/fm-$rows.h5
-if [[ -z $py ]]; then
-  echo "score_bench: no python with h5py and numpy: scoring the train split of $work/fm.h5 (60000 rows)" >&2
-  input=$work/fm.h5 array=train/X rows=60000
-elif [[ ! -f $input ]]; then
-  "$py" - "$work/fm.h5" "$input.tmp" "$rows" <<'PYEOF'
-import sys, h5py, numpy as np
-src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with h5py.File(src, "r") as f:
-    X = np.concatenate([f["train/X"][...], f["test/X"][...]])
-with h5py.File(dst, "w") as g:
-    d = g.create_dataset("X", (n,) + X.shape[1:], dtype="uint8", chunks=(1337,) + X.shape[1:])
-    for a in range(0, n, len(X)):
-        b = min(n, a + len(X))
-        d[a:b] = X[:b - a]
-PYEOF
+if [[ ! -f $input ]]; then
+  $parts tile "$work/fm.h5" "$input.tmp" "$rows"
   mv "$input.tmp" "$input"
 fi
 
