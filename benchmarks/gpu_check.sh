@@ -151,6 +151,16 @@ if [[ -x $KILN ]] && (( $(left) > 260 )); then
 else
   row "CUDA training (3 epochs vs CPU, determinism)" SKIP "out of time"
 fi
+if [[ -x $KILN ]] && (( $(left) > 230 )); then
+  (cd "$work" && timeout "$(budget 90)" bash "$src/tests/cli/cuda_score.sh" > "$out/cuda_score.log" 2>&1)
+  case $? in
+    0) row "CUDA scoring (pinned ring, copy stream) vs CPU" PASS "$(grep -c '^ok:' "$out/cuda_score.log") checks" ;;
+    77) row "CUDA scoring (pinned ring, copy stream) vs CPU" SKIP "$(tail -1 "$out/cuda_score.log")" ;;
+    *) row "CUDA scoring (pinned ring, copy stream) vs CPU" FAIL "$(grep -m1 -i 'fail' "$out/cuda_score.log")" ;;
+  esac
+else
+  row "CUDA scoring (pinned ring, copy stream) vs CPU" SKIP "out of time"
+fi
 
 # --- 3. compute-sanitizer on the parity tests -----------------------------------------
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
