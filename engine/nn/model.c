@@ -523,9 +523,16 @@ enum kiln_status kiln_model_predict(struct kiln_model *m, const float *host_x, i
                            (long long)rows, (long long)m->max_batch);
     if (rows == 0) return KILN_OK;
     struct kiln_backend *be = m->be;
-    enum kiln_status st = be->iface->upload(be->ctx, m->x, host_x,
-                                            (size_t)(rows * m->in_size) * sizeof(float));
-    if (st == KILN_OK) st = kiln_model_predict_queue(m, m->x, rows);
+    /* A backend whose memory is host memory reads the caller's rows where
+     * they are (the pass never writes its input): copying them into m->x
+     * was 5% of kiln score's compute on the CPU. */
+    const float *x = host_x;
+    enum kiln_status st = KILN_OK;
+    if (!be->iface->host_memory) {
+        x = m->x;
+        st = be->iface->upload(be->ctx, m->x, host_x, (size_t)(rows * m->in_size) * sizeof(float));
+    }
+    if (st == KILN_OK) st = kiln_model_predict_queue(m, x, rows);
     if (st == KILN_OK) st = kiln_model_predict_collect(m, rows, host_out);
     return st;
 }
