@@ -5,7 +5,7 @@
  *       reads every row of INPUT's ARRAY with kiln's reader (kiln_rows_read,
  *       uint8 converted to float as score sees it), BATCH rows at a time
  *   score_parts compute MODEL INPUT ARRAY BATCH ROWS THREADS [DEVICE]
- *       runs the model (transforms, finite check, forward pass: the step
+ *       runs the model (transforms and forward pass: the step
  *       score runs per chunk; on a device with its upload and download)
  *       over ROWS rows held in memory: the first 8 chunks of INPUT, read
  *       once before the clock starts and cycled; DEVICE as kiln score
@@ -101,7 +101,7 @@ static enum kiln_status bench_compute(const char *model, const char *input, cons
         goto cleanup;
     }
     /* Verify before timing: finite outputs for the first chunk. */
-    st = infer_model_run(&im, input, 0, x[0], n[0], y);
+    st = infer_model_run(&im, x[0], n[0], y);
     for (int64_t i = 0; st == KILN_OK && i < n[0] * im.k; i++)
         if (!isfinite(y[i])) st = kiln_errorf(KILN_ERR_FORMAT, "output %lld is not finite", (long long)i);
     if (st != KILN_OK) goto cleanup;
@@ -109,7 +109,7 @@ static enum kiln_status bench_compute(const char *model, const char *input, cons
     double t0 = now_s();
     for (int64_t c = 0; rows < total && st == KILN_OK; c++) {
         int64_t k = n[c % chunks] < total - rows ? n[c % chunks] : total - rows;
-        st = infer_model_run(&im, input, rows, x[c % chunks], k, y);
+        st = infer_model_run(&im, x[c % chunks], k, y);
         rows += k;
     }
     double s = now_s() - t0;

@@ -1,6 +1,5 @@
 /* engine/lifecycle/infer.c: the inference steps kiln predict and kiln score
  * share (infer.h). */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,17 +91,10 @@ struct kiln_pred_meta infer_pred_meta(const struct infer_model *im)
     };
 }
 
-enum kiln_status infer_model_prep(const struct infer_model *im, const char *input,
-                                  int64_t first_row, const float *x, int64_t rows, float *tx,
-                                  const float **ready)
+enum kiln_status infer_model_prep(const struct infer_model *im, const float *x, int64_t rows,
+                                  float *tx, const float **ready)
 {
-    int64_t raw = im->raw;
     *ready = NULL;
-    for (int64_t i = 0; i < rows * raw; i++)
-        if (!isfinite(x[i]))
-            return kiln_errorf(KILN_ERR_FORMAT, "%s: row %lld, column %lld is %g", input,
-                               (long long)(first_row + i / raw + 1), (long long)(i % raw + 1),
-                               (double)x[i]);
     if (!im->tl) {
         *ready = x;
         return KILN_OK;
@@ -112,11 +104,10 @@ enum kiln_status infer_model_prep(const struct infer_model *im, const char *inpu
     return st;
 }
 
-enum kiln_status infer_model_run(struct infer_model *im, const char *input, int64_t first_row,
-                                 const float *x, int64_t rows, float *y)
+enum kiln_status infer_model_run(struct infer_model *im, const float *x, int64_t rows, float *y)
 {
     const float *ready = NULL;
-    enum kiln_status st = infer_model_prep(im, input, first_row, x, rows, im->tx, &ready);
+    enum kiln_status st = infer_model_prep(im, x, rows, im->tx, &ready);
     if (st == KILN_OK) st = kiln_model_predict(im->m, ready, rows, y);
     return st;
 }

@@ -1,7 +1,7 @@
 /* engine/lifecycle/infer.h: what kiln predict and kiln score share: a model
  * loaded for inference with the transforms it carries, the check that an
- * input's rows fit it, and the per-chunk step (finite check, transforms,
- * forward pass). Internal to libkiln. */
+ * input's rows fit it, and the per-chunk step (transforms, forward pass).
+ * Internal to libkiln. */
 #ifndef KILN_LIFECYCLE_INFER_H
 #define KILN_LIFECYCLE_INFER_H
 
@@ -40,17 +40,16 @@ enum kiln_status infer_bind_rows(struct infer_model *im, struct kiln_rows_reader
                                  const char *input);
 /* The predictions writer's metadata for this model (pointers into im). */
 struct kiln_pred_meta infer_pred_meta(const struct infer_model *im);
-/* The host half of infer_model_run: the finite check of rows (<= batch) raw
- * rows x (first_row names rows in the error, as there) and the transforms
- * into tx (batch * in floats; unused and may be NULL without transforms).
- * *ready is then what the model takes: tx, or x itself. */
-enum kiln_status infer_model_prep(const struct infer_model *im, const char *input,
-                                  int64_t first_row, const float *x, int64_t rows, float *tx,
-                                  const float **ready);
+/* The host half of infer_model_run: the transforms of rows (<= batch) raw
+ * rows x into tx (batch * in floats; unused and may be NULL without
+ * transforms). *ready is then what the model takes: tx, or x itself. */
+enum kiln_status infer_model_prep(const struct infer_model *im, const float *x, int64_t rows,
+                                  float *tx, const float **ready);
 /* Runs rows (<= batch) raw rows x through the transforms and the model into
- * y (rows * k). first_row (0-based) names rows in the error for a NaN/Inf.
- * Not reentrant: one caller at a time per im. */
-enum kiln_status infer_model_run(struct infer_model *im, const char *input, int64_t first_row,
-                                 const float *x, int64_t rows, float *y);
+ * y (rows * k). The rows must be finite, and every caller's source checks
+ * them before they get here: kiln_rows_read refuses NaN/Inf with the row and
+ * column, and so does the server for each request. A second check here was
+ * 6% of kiln score's compute. Not reentrant: one caller at a time per im. */
+enum kiln_status infer_model_run(struct infer_model *im, const float *x, int64_t rows, float *y);
 
 #endif

@@ -284,7 +284,7 @@ enum kiln_status kiln_predict(const char *model_path, const char *input, const c
         int64_t got = 0;
         st = kiln_rows_read(r, batch, x, &got);
         if (st != KILN_OK || got == 0) break;
-        st = infer_model_run(&im, input, *rows_out, x, got, y);
+        st = infer_model_run(&im, x, got, y);
         if (st == KILN_OK) st = kiln_pred_writer_write(w, y, got);
         if (st != KILN_OK) break;
         *rows_out += got;

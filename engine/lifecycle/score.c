@@ -288,7 +288,7 @@ static void *score_writer(void *arg)
 
 /* Runs the model over the chunks as the reader fills them; returns the
  * seconds spent in the model. */
-static double score_compute(struct score_pipe *p, struct infer_model *im, const char *input)
+static double score_compute(struct score_pipe *p, struct infer_model *im)
 {
     int64_t c = 0;
     double busy = 0;
@@ -297,7 +297,7 @@ static double score_compute(struct score_pipe *p, struct infer_model *im, const 
         struct score_slot *s = &p->slot[c % KILN_SCORE_RING];
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum kiln_status st = infer_model_run(im, input, s->first, s->x, s->rows, s->y);
+        enum kiln_status st = infer_model_run(im, s->x, s->rows, s->y);
         busy += seconds_since(&t0);
         if (st != KILN_OK) {
             pipe_fail(p, st);
@@ -331,7 +331,7 @@ static enum kiln_status score_collect(struct score_pipe *p, struct infer_model *
 }
 
 /* score_compute for a backend whose memory is not host memory (and for the
- * CPU when a test forces it): per chunk c, the host checks and transforms
+ * CPU when a test forces it): per chunk c, the host transforms
  * c, queues its upload on the copy stream (overlapping the device's pass
  * over c-1), collects c-1, and queues c's pass behind its upload.
  *
@@ -352,7 +352,7 @@ static enum kiln_status score_collect(struct score_pipe *p, struct infer_model *
  * On leaving early, score_stage_drain waits for both streams before any of
  * these buffers is freed. Returns the seconds spent in the model. */
 static double score_compute_staged(struct score_pipe *p, struct infer_model *im,
-                                   struct score_stage *sg, const char *input)
+                                   struct score_stage *sg)
 {
     struct kiln_backend *be = im->be;
     int64_t c = 0, pending = -1; /* the chunk queued on the device, not collected */
@@ -365,7 +365,7 @@ static double score_compute_staged(struct score_pipe *p, struct infer_model *im,
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         const float *ready = NULL;
-        st = infer_model_prep(im, input, s->first, s->x, s->rows, sg->tx[tag], &ready);
+        st = infer_model_prep(im, s->x, s->rows, sg->tx[tag], &ready);
         if (st == KILN_OK)
             st = backend_upload_async(be, sg->dev[tag], ready,
                                       (size_t)(s->rows * im->in) * sizeof(float), tag);
@@ -578,8 +578,8 @@ enum kiln_status score_run(const struct kiln_score_job *job, bool force_staged,
     if (!writer_up) {
         pipe_fail(&p, kiln_errorf(KILN_ERR_NOMEM, "score: cannot start a thread"));
     } else {
-        out->compute_seconds = staged ? score_compute_staged(&p, &im, &sg, job->input)
-                                      : score_compute(&p, &im, job->input);
+        out->compute_seconds = staged ? score_compute_staged(&p, &im, &sg)
+                                      : score_compute(&p, &im);
     }
 cleanup:
     if (reader_up) pthread_join(reader, NULL);

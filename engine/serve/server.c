@@ -138,14 +138,14 @@ static void batcher_run(struct kiln_server *s, struct serve_job *jobs, int64_t n
     enum kiln_status st;
     if (n == 1) {
         /* One request: its own buffers, no copies. */
-        st = infer_model_run(im, SERVE_INPUT, 0, jobs->x, jobs->rows, jobs->y);
+        st = infer_model_run(im, jobs->x, jobs->rows, jobs->y);
     } else {
         int64_t at = 0;
         for (struct serve_job *j = jobs; j; j = j->next) {
             memcpy(s->b.x + at * im->raw, j->x, (size_t)(j->rows * im->raw) * sizeof(float));
             at += j->rows;
         }
-        st = infer_model_run(im, SERVE_INPUT, 0, s->b.x, rows, s->b.y);
+        st = infer_model_run(im, s->b.x, rows, s->b.y);
         at = 0;
         for (struct serve_job *j = jobs; j && st == KILN_OK; j = j->next) {
             memcpy(j->y, s->b.y + at * im->k, (size_t)(j->rows * im->k) * sizeof(float));
