@@ -141,26 +141,26 @@ for t in test_parity test_train_device; do
     row "$t" FAIL "not built"
   fi
 done
-if [[ -x $KILN ]] && (( $(left) > 260 )); then
-  (cd "$work" && timeout "$(budget 150)" bash "$src/tests/cli/cuda_train.sh" > "$out/cuda_train.log" 2>&1)
-  case $? in
-    0) row "CUDA training (3 epochs vs CPU, determinism)" PASS "$(grep -m1 'accuracy' "$out/cuda_train.log")" ;;
-    77) row "CUDA training (3 epochs vs CPU, determinism)" SKIP "$(tail -1 "$out/cuda_train.log")" ;;
-    *) row "CUDA training (3 epochs vs CPU, determinism)" FAIL "$(grep -m1 -i 'fail' "$out/cuda_train.log")" ;;
-  esac
-else
-  row "CUDA training (3 epochs vs CPU, determinism)" SKIP "out of time"
-fi
-if [[ -x $KILN ]] && (( $(left) > 230 )); then
-  (cd "$work" && timeout "$(budget 90)" bash "$src/tests/cli/cuda_score.sh" > "$out/cuda_score.log" 2>&1)
-  case $? in
-    0) row "CUDA scoring (pinned ring, copy stream) vs CPU" PASS "$(grep -c '^ok:' "$out/cuda_score.log") checks" ;;
-    77) row "CUDA scoring (pinned ring, copy stream) vs CPU" SKIP "$(tail -1 "$out/cuda_score.log")" ;;
-    *) row "CUDA scoring (pinned ring, copy stream) vs CPU" FAIL "$(grep -m1 -i 'fail' "$out/cuda_score.log")" ;;
-  esac
-else
-  row "CUDA scoring (pinned ring, copy stream) vs CPU" SKIP "out of time"
-fi
+# cli_stage LABEL SCRIPT BUDGET MIN_LEFT DETAIL: one tests/cli script with the
+# GPU live, given BUDGET seconds when more than MIN_LEFT are left; DETAIL
+# names a function that summarises a passing log.
+cli_stage() {
+  local label=$1 log=$out/${2%.sh}.log
+  if [[ -x $KILN ]] && (( $(left) > $4 )); then
+    (cd "$work" && timeout "$(budget "$3")" bash "$src/tests/cli/$2" > "$log" 2>&1)
+    case $? in
+      0) row "$label" PASS "$("$5" "$log")" ;;
+      77) row "$label" SKIP "$(tail -1 "$log")" ;;
+      *) row "$label" FAIL "$(grep -m1 -i 'fail' "$log")" ;;
+    esac
+  else
+    row "$label" SKIP "out of time"
+  fi
+}
+accuracy_line() { grep -m1 'accuracy' "$1"; }
+ok_count() { echo "$(grep -c '^ok:' "$1") checks"; }
+cli_stage "CUDA training (3 epochs vs CPU, determinism)" cuda_train.sh 150 260 accuracy_line
+cli_stage "CUDA scoring (pinned ring, copy stream) vs CPU" cuda_score.sh 90 230 ok_count
 
 # --- 3. compute-sanitizer on the parity tests -----------------------------------------
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
