@@ -234,6 +234,46 @@ static void report_by_index(const struct kiln_drift_report *r, double psi[2], do
     }
 }
 
+/* Scores cur (n rows of 2 features; labels may be NULL) against b in one
+ * batch (kiln_drift) and through a window larger than the stream, added in
+ * uneven steps: the same PSI, KS and verdicts, bit for bit. */
+static void check_window_equals_batch(const struct baseline *b, const float *cur, int64_t n,
+                                      const int32_t *labels)
+{
+    struct kiln_drift *d = NULL;
+    struct kiln_drift_report *r = NULL;
+    struct kiln_drift_window *w = NULL;
+    ASSERT_OK(kiln_drift_begin(&b->s, &d));
+    ASSERT_OK(kiln_drift_add_rows(d, cur, n, 2));
+    if (labels) ASSERT_OK(kiln_drift_add_labels(d, labels, n));
+    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    ASSERT_OK(kiln_drift_window_create(&b->s, 100000, &w));
+    for (int64_t at = 0, step = 1; at < n; at += step, step = step * 3 + 1) {
+        int64_t m = n - at < step ? n - at : step;
+        ASSERT_OK(kiln_drift_window_add(w, cur + 2 * at, m, 2, labels ? labels + at : NULL));
+    }
+    struct kiln_drift_window_scores sc;
+    ASSERT_OK(kiln_drift_window_scores(w, &sc));
+    double psi[2], ks[2];
+    report_by_index(r, psi, ks);
+    ASSERT_EQ_INT(n, sc.rows);
+    ASSERT_EQ_INT(2, sc.n_features);
+    ASSERT_EQ_STR("f0", sc.names[0]);
+    for (int j = 0; j < 2; j++) {
+        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
+        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
+    }
+    ASSERT_EQ_INT(r->drifted, sc.drifted);
+    ASSERT_NEAR(psi[0] > psi[1] ? psi[0] : psi[1], sc.max_psi, 0.0);
+    ASSERT(sc.has_classes == (labels != NULL));
+    if (labels) ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_scores_free(&sc); /* emptied: twice is fine */
+    kiln_drift_window_free(w);
+    kiln_drift_report_free(r);
+    kiln_drift_free(d);
+}
+
 TEST(window_matches_batch)
 {
     enum { N = 3000 };
@@ -245,39 +285,7 @@ TEST(window_matches_batch)
     for (int i = 0; i < N; i++) labels[i] = (int32_t)(test_rng_u64() % 3);
     struct baseline b;
     make_baseline(rows, N, &b);
-    struct kiln_drift *d = NULL;
-    struct kiln_drift_report *r = NULL;
-    struct kiln_drift_window *w = NULL;
-    ASSERT_OK(kiln_drift_begin(&b.s, &d));
-    ASSERT_OK(kiln_drift_add_rows(d, cur, N, 2));
-    ASSERT_OK(kiln_drift_add_labels(d, labels, N));
-    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
-    /* A window larger than the stream holds all of it: the same numbers. */
-    ASSERT_OK(kiln_drift_window_create(&b.s, 100000, &w));
-    for (int64_t at = 0, step = 1; at < N; at += step, step = step * 3 + 1) {
-        int64_t m = N - at < step ? N - at : step;
-        ASSERT_OK(kiln_drift_window_add(w, cur + 2 * at, m, 2, labels + at));
-    }
-    struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_scores(w, &sc));
-    double psi[2], ks[2];
-    report_by_index(r, psi, ks);
-    ASSERT_EQ_INT(N, sc.rows);
-    ASSERT_EQ_INT(2, sc.n_features);
-    ASSERT_EQ_STR("f0", sc.names[0]);
-    for (int j = 0; j < 2; j++) {
-        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
-        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
-    }
-    ASSERT_EQ_INT(r->drifted, sc.drifted);
-    ASSERT(sc.has_classes);
-    ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
-    ASSERT_NEAR(psi[0] > psi[1] ? psi[0] : psi[1], sc.max_psi, 0.0);
-    kiln_drift_window_scores_free(&sc);
-    kiln_drift_window_scores_free(&sc); /* emptied: twice is fine */
-    kiln_drift_window_free(w);
-    kiln_drift_report_free(r);
-    kiln_drift_free(d);
+    check_window_equals_batch(&b, cur, N, labels);
 }
 
 /* The window's vectorized binning against the batch's drift_bin on the
@@ -304,26 +312,7 @@ TEST(window_edges_match_batch)
     struct baseline b;
     make_baseline(rows, N, &b);
     ASSERT(b.f[1].min == b.f[1].max);
-    struct kiln_drift *d = NULL;
-    struct kiln_drift_report *r = NULL;
-    struct kiln_drift_window *w = NULL;
-    ASSERT_OK(kiln_drift_begin(&b.s, &d));
-    ASSERT_OK(kiln_drift_add_rows(d, cur, N, 2));
-    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
-    ASSERT_OK(kiln_drift_window_create(&b.s, 100000, &w));
-    ASSERT_OK(kiln_drift_window_add(w, cur, N, 2, NULL));
-    struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_scores(w, &sc));
-    double psi[2], ks[2];
-    report_by_index(r, psi, ks);
-    for (int j = 0; j < 2; j++) {
-        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
-        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
-    }
-    kiln_drift_window_scores_free(&sc);
-    kiln_drift_window_free(w);
-    kiln_drift_report_free(r);
-    kiln_drift_free(d);
+    check_window_equals_batch(&b, cur, N, NULL);
 }
 
 TEST(window_blocks_fall_out)
