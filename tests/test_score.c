@@ -8,7 +8,9 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/backend-mem.h"
 #include "kiln/data.h"
 #include "kiln/lifecycle.h"
 #include "kiln/transform.h"
@@ -118,28 +120,31 @@ static void *read_array(const char *path, const char *name, size_t *bytes)
     return buf;
 }
 
-static enum kiln_status score(const char *model, const char *input, const char *out_name,
-                              int64_t batch, bool staged, struct kiln_score_result *res)
+static enum kiln_status score_job(const char *model, const char *input, const char *out_name,
+                                  int64_t batch, bool staged, bool resume,
+                                  struct kiln_score_result *res)
 {
     char out[4300];
     snprintf(out, sizeof out, "%s/%s", root, out_name);
     struct kiln_score_job job = {.model = model, .input = input, .input_array = "X",
-                                 .output = out, .device = "cpu", .batch = batch, .threads = 1};
+                                 .output = out, .device = "cpu", .batch = batch, .threads = 1,
+                                 .resume = resume};
     return score_run(&job, staged, res);
 }
 
-/* Scores model over the clean input in chunks of batch rows both ways and
- * compares every output array byte for byte. */
-static void check_same(const char *model, int64_t batch)
+static enum kiln_status score(const char *model, const char *input, const char *out_name,
+                              int64_t batch, bool staged, struct kiln_score_result *res)
 {
-    struct kiln_score_result a, b;
+    return score_job(model, input, out_name, batch, staged, false, res);
+}
+
+/* Whether outputs root/a and root/b hold the same /prob and /pred, byte
+ * for byte. */
+static void check_same_outputs(const char *a, const char *b, int64_t batch)
+{
     char pa[4300], pb[4300];
-    ASSERT_OK(score(model, input_ok, "inplace.h5", batch, false, &a));
-    ASSERT_OK(score(model, input_ok, "staged.h5", batch, true, &b));
-    ASSERT_EQ_INT(ROWS, a.rows);
-    ASSERT_EQ_INT(ROWS, b.rows);
-    snprintf(pa, sizeof pa, "%s/inplace.h5", root);
-    snprintf(pb, sizeof pb, "%s/staged.h5", root);
+    snprintf(pa, sizeof pa, "%s/%s", root, a);
+    snprintf(pb, sizeof pb, "%s/%s", root, b);
     const char *arrays[] = {"prob", "pred"};
     for (int i = 0; i < 2; i++) {
         size_t na = 0, nb = 0;
@@ -147,9 +152,21 @@ static void check_same(const char *model, int64_t batch)
         bool same = xa && xb && na == nb && na > 0 && memcmp(xa, xb, na) == 0;
         free(xa);
         free(xb);
-        if (!same) TEST_FAIL("batch %lld: /%s differs between in-place and staged scoring",
-                             (long long)batch, arrays[i]);
+        if (!same) TEST_FAIL("batch %lld: /%s differs between %s and %s", (long long)batch,
+                             arrays[i], a, b);
     }
+}
+
+/* Scores model over the clean input in chunks of batch rows both ways and
+ * compares every output array byte for byte. */
+static void check_same(const char *model, int64_t batch)
+{
+    struct kiln_score_result a, b;
+    ASSERT_OK(score(model, input_ok, "inplace.h5", batch, false, &a));
+    ASSERT_OK(score(model, input_ok, "staged.h5", batch, true, &b));
+    ASSERT_EQ_INT(ROWS, a.rows);
+    ASSERT_EQ_INT(ROWS, b.rows);
+    check_same_outputs("inplace.h5", "staged.h5", batch);
 }
 
 /* 1000 rows: 11 chunks of 96 (the last 40 rows), 4 of 250, 1 of 1000. */
@@ -170,6 +187,29 @@ TEST(staged_nan_row_fails_alike)
     ASSERT_EQ_STR(inplace, kiln_last_error());
 }
 
+/* A device error mid-run (the 5th chunk's upload failing, by fault
+ * injection): the staged pipeline stops with it and leaves no output under
+ * the name; --resume then finishes the run, equal to an uninterrupted one. */
+TEST(staged_upload_failure_stops_then_resumes)
+{
+    struct kiln_score_result r;
+    char out[4300];
+    snprintf(out, sizeof out, "%s/fault.h5", root);
+    ASSERT_OK(score(model_plain, input_ok, "ref.h5", 96, false, &r));
+    backend_fail_upload_async_at(5);
+    enum kiln_status st = score(model_plain, input_ok, "fault.h5", 96, true, &r);
+    backend_fail_upload_async_at(0);
+    ASSERT_EQ_INT(KILN_ERR_BACKEND, st);
+    if (!strstr(kiln_last_error(), "injected failure"))
+        TEST_FAIL("message: %s", kiln_last_error());
+    ASSERT(access(out, F_OK) != 0);
+    ASSERT_OK(score_job(model_plain, input_ok, "fault.h5", 96, true, true, &r));
+    ASSERT_EQ_INT(ROWS, r.rows);
+    /* Chunks 0..2 at most were written before chunk 4's upload failed. */
+    ASSERT(r.resumed_from % 96 == 0 && r.resumed_from <= 3 * 96);
+    check_same_outputs("ref.h5", "fault.h5", 96);
+}
+
 int main(void)
 {
     if (setup() != 0) {
@@ -181,6 +221,7 @@ int main(void)
     RUN(staged_equals_inplace_one_chunk);
     RUN(staged_equals_inplace_with_transforms);
     RUN(staged_nan_row_fails_alike);
+    RUN(staged_upload_failure_stops_then_resumes);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

@@ -23,6 +23,7 @@
  *   test_train_device --cpu     CPU cases only
  *   test_train_device --stream  the CPU streaming cases only
  */
+#include "core/backend-mem.h"
 #include "test.h"
 
 #include "kernels.h"
@@ -312,6 +313,30 @@ TEST(stream_mse)
     check_stream_equals_resident(&cfg, make_linear(200, 22), "stream mse", KILN_OK, NULL);
 }
 
+/* A device error mid-epoch (the upload of the epoch's 6th batch failing,
+ * by fault injection): training stops with that error, in step with what
+ * ran (the steps before it, no more), and everything is freed (ASan). */
+TEST(stream_upload_failure_stops)
+{
+    struct kiln_config cfg;
+    base_config(&cfg);
+    cfg.train.val_fraction = 0.0f;
+    cfg.train.epochs = 2;
+    struct kiln_dataset *ds = make_blobs(300, 26);
+    ASSERT(ds != NULL);
+    struct run_result r;
+    backend_fail_upload_async_at(6);
+    run(&cfg, ds, g_be, PATH_STREAM, 1, &r);
+    backend_fail_upload_async_at(0);
+    free(r.params);
+    free_dataset(ds);
+    ASSERT_EQ_INT(KILN_ERR_BACKEND, r.st);
+    if (!strstr(r.msg, "injected failure")) TEST_FAIL("message: %s", r.msg);
+    /* Uploads 1..5 carried batches 0..4; the 6th (batch 5's) failed while
+     * step 4 ran: steps 0..3 were read back and counted, step 4 not. */
+    ASSERT_EQ_INT(4, r.step);
+}
+
 /* Epochs of one batch (nothing to prefetch) and of exactly two. */
 TEST(stream_one_and_two_batches)
 {
@@ -564,6 +589,7 @@ int main(int argc, char **argv)
     RUN(stream_early_stop);
     RUN(stream_nan_guard);
     RUN(stream_nan_gradient_rerun);
+    RUN(stream_upload_failure_stops);
     char devs[512];
     bool gpu = !cpu_only && !stream_only && kiln_cuda_devices(devs, sizeof devs) > 0;
     if (gpu) {

@@ -29,4 +29,11 @@ enum kiln_status backend_upload_async(struct kiln_backend *be, void *dst, const 
 /* be's upload_wait, or nothing to wait for where be has no upload_async. */
 enum kiln_status backend_upload_wait(struct kiln_backend *be, int tag);
 
+/* Fault injection for the tests of the pipelines built on these (kiln
+ * score's staged path, streamed training): the nth backend_upload_async
+ * from now (1: the next) fails with KILN_ERR_BACKEND, as a device error
+ * there would; 0 clears it. A process-wide countdown: tests only, one
+ * pipeline at a time. */
+void backend_fail_upload_async_at(long n);
+
 #endif

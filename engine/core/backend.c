@@ -1,6 +1,7 @@
 /* engine/core/backend.c: choosing a backend for --device, and the wrappers
  * of its optional memory members (core/backend-mem.h). */
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,12 +198,18 @@ void backend_host_free(struct kiln_backend *be, void *ptr)
     else free(ptr);
 }
 
+static _Atomic long upload_fault_countdown; /* backend_fail_upload_async_at */
+
+void backend_fail_upload_async_at(long n) { upload_fault_countdown = n > 0 ? n : 0; }
+
 enum kiln_status backend_upload_async(struct kiln_backend *be, void *dst, const void *host_src,
                                       size_t bytes, int tag)
 {
     if (tag < 0 || tag >= KILN_UPLOAD_TAGS)
         return kiln_errorf(KILN_ERR_INTERNAL, "upload_async: tag %d outside [0, %d)", tag,
                            KILN_UPLOAD_TAGS);
+    if (upload_fault_countdown > 0 && --upload_fault_countdown == 0)
+        return kiln_errorf(KILN_ERR_BACKEND, "upload_async: injected failure (a test)");
     if (be->iface->upload_async) return be->iface->upload_async(be->ctx, dst, host_src, bytes, tag);
     return be->iface->upload(be->ctx, dst, host_src, bytes);
 }
