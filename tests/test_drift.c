@@ -234,44 +234,55 @@ static void report_by_index(const struct kiln_drift_report *r, double psi[2], do
     }
 }
 
-/* Scores cur (n rows of 2 features; labels may be NULL) against b in one
- * batch (kiln_drift) and through a window larger than the stream, added in
- * uneven steps: the same PSI, KS and verdicts, bit for bit. */
-static void check_window_equals_batch(const struct baseline *b, const float *cur, int64_t n,
-                                      const int32_t *labels)
+/* The scores of window w, which has seen cur (n rows of 2 features;
+ * labels may be NULL), against those of one batch (kiln_drift) over the
+ * same rows: the same PSI, KS and verdicts, bit for bit. */
+static void check_window_scores(const struct baseline *b, struct kiln_drift_window *w,
+                                const float *cur, int64_t n, const int32_t *labels)
 {
     struct kiln_drift *d = NULL;
     struct kiln_drift_report *r = NULL;
-    struct kiln_drift_window *w = NULL;
+    struct kiln_drift_window_scores sc = {0};
+    double psi[2], ks[2];
     ASSERT_OK(kiln_drift_begin(&b->s, &d));
-    ASSERT_OK(kiln_drift_add_rows(d, cur, n, 2));
-    if (labels) ASSERT_OK(kiln_drift_add_labels(d, labels, n));
-    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
+    enum kiln_status st = kiln_drift_add_rows(d, cur, n, 2);
+    if (st == KILN_OK && labels) st = kiln_drift_add_labels(d, labels, n);
+    if (st == KILN_OK) st = kiln_drift_finish(d, NULL, &r);
+    if (st == KILN_OK) st = kiln_drift_window_scores(w, &sc);
+    kiln_drift_free(d);
+    if (st != KILN_OK) {
+        kiln_drift_report_free(r);
+        TEST_FAIL("scoring: %s", kiln_last_error());
+    }
+    report_by_index(r, psi, ks);
+    bool same = sc.rows == n && sc.n_features == 2 && !strcmp(sc.names[0], "f0") &&
+                sc.drifted == r->drifted && sc.has_classes == (labels != NULL) &&
+                sc.max_psi == (psi[0] > psi[1] ? psi[0] : psi[1]) &&
+                (!labels || sc.class_psi == r->class_psi);
+    for (int j = 0; j < 2; j++) same = same && sc.psi[j] == psi[j] && sc.ks[j] == ks[j];
+    if (!same)
+        TEST_FAIL("window: %lld rows, psi %.9g %.9g, ks %.9g %.9g, class psi %.9g; batch: psi "
+                  "%.9g %.9g, ks %.9g %.9g, class psi %.9g", (long long)sc.rows, sc.psi[0],
+                  sc.psi[1], sc.ks[0], sc.ks[1], sc.class_psi, psi[0], psi[1], ks[0], ks[1],
+                  r->class_psi);
+    kiln_drift_window_scores_free(&sc);
+    kiln_drift_window_scores_free(&sc); /* emptied: twice is fine */
+    kiln_drift_report_free(r);
+}
+
+/* cur added to a window larger than the stream in uneven steps, then
+ * scored as check_window_scores does. */
+static void check_window_equals_batch(const struct baseline *b, const float *cur, int64_t n,
+                                      const int32_t *labels)
+{
+    struct kiln_drift_window *w = NULL;
     ASSERT_OK(kiln_drift_window_create(&b->s, 100000, &w));
     for (int64_t at = 0, step = 1; at < n; at += step, step = step * 3 + 1) {
         int64_t m = n - at < step ? n - at : step;
         ASSERT_OK(kiln_drift_window_add(w, cur + 2 * at, m, 2, labels ? labels + at : NULL));
     }
-    struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_scores(w, &sc));
-    double psi[2], ks[2];
-    report_by_index(r, psi, ks);
-    ASSERT_EQ_INT(n, sc.rows);
-    ASSERT_EQ_INT(2, sc.n_features);
-    ASSERT_EQ_STR("f0", sc.names[0]);
-    for (int j = 0; j < 2; j++) {
-        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
-        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
-    }
-    ASSERT_EQ_INT(r->drifted, sc.drifted);
-    ASSERT_NEAR(psi[0] > psi[1] ? psi[0] : psi[1], sc.max_psi, 0.0);
-    ASSERT(sc.has_classes == (labels != NULL));
-    if (labels) ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
-    kiln_drift_window_scores_free(&sc);
-    kiln_drift_window_scores_free(&sc); /* emptied: twice is fine */
+    check_window_scores(b, w, cur, n, labels);
     kiln_drift_window_free(w);
-    kiln_drift_report_free(r);
-    kiln_drift_free(d);
 }
 
 TEST(window_matches_batch)
@@ -449,25 +460,7 @@ TEST(window_concurrent_adds)
     for (int t = 0; t <= WT_THREADS; t++) pthread_join(th[t], NULL);
     for (int t = 0; t <= WT_THREADS; t++) ASSERT_OK(args[t].st);
     /* Histograms do not care about arrival order: the batch's numbers exactly. */
-    struct kiln_drift *d = NULL;
-    struct kiln_drift_report *r = NULL;
-    ASSERT_OK(kiln_drift_begin(&b.s, &d));
-    ASSERT_OK(kiln_drift_add_rows(d, wt_rows, N, 2));
-    ASSERT_OK(kiln_drift_add_labels(d, wt_labels, N));
-    ASSERT_OK(kiln_drift_finish(d, NULL, &r));
-    struct kiln_drift_window_scores sc;
-    ASSERT_OK(kiln_drift_window_scores(w, &sc));
-    double psi[2], ks[2];
-    report_by_index(r, psi, ks);
-    ASSERT_EQ_INT(N, sc.rows);
-    for (int j = 0; j < 2; j++) {
-        ASSERT_NEAR(psi[j], sc.psi[j], 0.0);
-        ASSERT_NEAR(ks[j], sc.ks[j], 0.0);
-    }
-    ASSERT_NEAR(r->class_psi, sc.class_psi, 0.0);
-    kiln_drift_window_scores_free(&sc);
-    kiln_drift_report_free(r);
-    kiln_drift_free(d);
+    check_window_scores(&b, w, wt_rows, N, wt_labels);
     kiln_drift_window_free(w);
 }
 
