@@ -554,45 +554,48 @@ static void job_labels(struct kiln_store *ws, sqlite3_stmt *s, struct job_labels
                  (long long)sqlite3_column_int64(s, 4));
 }
 
+/* job_json's keys in order: a LIST_SQL column as text, integer or real
+ * (NULL as null), or one of the labels ('m' model, 'n' input, 'g'
+ * registered version; "" as null). */
+static const struct {
+    const char *key;
+    char kind;
+    int col;
+} JOB_FIELDS[] = {
+    {"id", 'i', 0},                  {"status", 't', 1},          {"model", 't', 2},
+    {"model_version_id", 'i', 30},   {"model_version", 'm', 0},   {"model_sha256", 't', 5},
+    {"package_sha256", 't', 6},      {"input", 't', 7},           {"input_path", 't', 8},
+    {"input_array", 't', 9},         {"split", 't', 10},          {"input_version_id", 'i', 11},
+    {"input_version", 'n', 0},       {"output", 't', 12},         {"output_sha256", 't', 13},
+    {"rows", 'i', 14},               {"resumed_from", 'i', 15},   {"device", 't', 16},
+    {"threads", 'i', 17},            {"batch", 'i', 18},          {"seconds", 'r', 19},
+    {"read_seconds", 'r', 20},       {"compute_seconds", 'r', 21}, {"write_seconds", 'r', 22},
+    {"registered_version_id", 'i', 23}, {"registered", 'g', 0},   {"host", 't', 24},
+    {"user", 't', 25},               {"pid", 'i', 26},            {"started", 't', 27},
+    {"ended", 't', 28},              {"error", 't', 29},
+};
+
 static json_t *job_json(struct kiln_store *ws, sqlite3_stmt *s)
 {
     struct job_labels l;
     job_labels(ws, s, &l);
-    const char *in_label = l.input, *reg_label = l.registered, *model_label = l.model;
     json_t *o = json_object();
     if (!o) return NULL;
-    json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
-    json_object_set_new(o, "status", json_text_or_null(s, 1));
-    json_object_set_new(o, "model", json_text_or_null(s, 2));
-    json_object_set_new(o, "model_version_id", json_int_or_null(s, 30));
-    json_object_set_new(o, "model_version", model_label[0] ? json_string(model_label) : json_null());
-    json_object_set_new(o, "model_sha256", json_text_or_null(s, 5));
-    json_object_set_new(o, "package_sha256", json_text_or_null(s, 6));
-    json_object_set_new(o, "input", json_text_or_null(s, 7));
-    json_object_set_new(o, "input_path", json_text_or_null(s, 8));
-    json_object_set_new(o, "input_array", json_text_or_null(s, 9));
-    json_object_set_new(o, "split", json_text_or_null(s, 10));
-    json_object_set_new(o, "input_version_id", json_int_or_null(s, 11));
-    json_object_set_new(o, "input_version", in_label[0] ? json_string(in_label) : json_null());
-    json_object_set_new(o, "output", json_text_or_null(s, 12));
-    json_object_set_new(o, "output_sha256", json_text_or_null(s, 13));
-    json_object_set_new(o, "rows", json_int_or_null(s, 14));
-    json_object_set_new(o, "resumed_from", json_int_or_null(s, 15));
-    json_object_set_new(o, "device", json_text_or_null(s, 16));
-    json_object_set_new(o, "threads", json_int_or_null(s, 17));
-    json_object_set_new(o, "batch", json_int_or_null(s, 18));
-    json_object_set_new(o, "seconds", json_real_or_null(s, 19));
-    json_object_set_new(o, "read_seconds", json_real_or_null(s, 20));
-    json_object_set_new(o, "compute_seconds", json_real_or_null(s, 21));
-    json_object_set_new(o, "write_seconds", json_real_or_null(s, 22));
-    json_object_set_new(o, "registered_version_id", json_int_or_null(s, 23));
-    json_object_set_new(o, "registered", reg_label[0] ? json_string(reg_label) : json_null());
-    json_object_set_new(o, "host", json_text_or_null(s, 24));
-    json_object_set_new(o, "user", json_text_or_null(s, 25));
-    json_object_set_new(o, "pid", json_int_or_null(s, 26));
-    json_object_set_new(o, "started", json_text_or_null(s, 27));
-    json_object_set_new(o, "ended", json_text_or_null(s, 28));
-    json_object_set_new(o, "error", json_text_or_null(s, 29));
+    for (size_t i = 0; i < sizeof JOB_FIELDS / sizeof *JOB_FIELDS; i++) {
+        int c = JOB_FIELDS[i].col;
+        const char *label = NULL;
+        json_t *v;
+        switch (JOB_FIELDS[i].kind) {
+        case 't': v = json_text_or_null(s, c); break;
+        case 'i': v = json_int_or_null(s, c); break;
+        case 'r': v = json_real_or_null(s, c); break;
+        default:
+            label = JOB_FIELDS[i].kind == 'm' ? l.model
+                    : JOB_FIELDS[i].kind == 'n' ? l.input : l.registered;
+            v = label[0] ? json_string(label) : json_null();
+        }
+        json_object_set_new(o, JOB_FIELDS[i].key, v);
+    }
     return o;
 }
 

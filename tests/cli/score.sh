@@ -85,6 +85,11 @@ assert pkg["seconds"] > 0 and pkg["compute_seconds"] > 0 and pkg["device"] == "c
 assert jobs[1]["model"] == "clf@1" and jobs[1]["model_version"] == "clf@1", jobs[1]
 assert jobs[1]["package_sha256"] is None and jobs[1]["batch"] == 1000, jobs[1]
 assert jobs[0]["output"].endswith("/pkg.csv") and jobs[0]["status"] == "finished", jobs[0]
+keys = ("id status model model_version_id model_version model_sha256 package_sha256 input "
+        "input_path input_array split input_version_id input_version output output_sha256 rows "
+        "resumed_from device threads batch seconds read_seconds compute_seconds write_seconds "
+        "registered_version_id registered host user pid started ended error").split()
+assert all(list(j) == keys for j in jobs), list(pkg)
 PYEOF
 expect_ok "list as a table" "$KILN" score --list --limit 2
 [[ $(grep -c '^score:' out.txt) -eq 2 ]] || { cat out.txt; fail "--limit 2 did not list 2 jobs"; }
