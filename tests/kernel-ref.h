@@ -8,6 +8,20 @@
 
 #include "kernels.h"
 
+/* The activations every op test runs, with their parameters. */
+struct act_case {
+    enum kiln_act act;
+    float param;
+    const char *name;
+};
+static const struct act_case ACTS[] = {
+    {KILN_ACT_NONE, 0.0f, "none"},          {KILN_ACT_RELU, 0.0f, "relu"},
+    {KILN_ACT_LEAKY_RELU, 0.01f, "leaky_relu(0.01)"}, {KILN_ACT_LEAKY_RELU, 0.2f, "leaky_relu(0.2)"},
+    {KILN_ACT_TANH, 0.0f, "tanh"},          {KILN_ACT_SIGMOID, 0.0f, "sigmoid"},
+    {KILN_ACT_GELU, 0.0f, "gelu"},
+};
+#define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
+
 /* torch.nn semantics, NaN propagating (torch.relu(nan) is nan). */
 static inline double ref_act(enum kiln_act act, double p, double x)
 {

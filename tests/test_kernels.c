@@ -133,19 +133,6 @@ static const struct shape2 SHAPES2[] = {{1, 1},    {7, 33},   {127, 7},  {35, 14
                                         {1, 1031}, {33, 1000}, {300, 100}};
 #define N_SHAPES2 ((int)(sizeof SHAPES2 / sizeof SHAPES2[0]))
 
-struct act_case {
-    enum kiln_act act;
-    float param;
-    const char *name;
-};
-static const struct act_case ACTS[] = {
-    {KILN_ACT_NONE, 0.0f, "none"},          {KILN_ACT_RELU, 0.0f, "relu"},
-    {KILN_ACT_LEAKY_RELU, 0.01f, "leaky_relu(0.01)"}, {KILN_ACT_LEAKY_RELU, 0.2f, "leaky_relu(0.2)"},
-    {KILN_ACT_TANH, 0.0f, "tanh"},          {KILN_ACT_SIGMOID, 0.0f, "sigmoid"},
-    {KILN_ACT_GELU, 0.0f, "gelu"},
-};
-#define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
-
 /* --- float64 references ---------------------------------------------------------- */
 
 /* ==================================================================================

@@ -150,18 +150,6 @@ static const int64_t SHAPES2[][2] = {{1, 1},   {7, 33},    {127, 7},  {35, 143},
                                      {33, 1000}, {300, 100}, {128, 10}, {4096, 10}};
 #define N_SHAPES2 ((int)(sizeof SHAPES2 / sizeof SHAPES2[0]))
 
-struct act_case {
-    enum kiln_act act;
-    float param;
-    const char *name;
-};
-static const struct act_case ACTS[] = {
-    {KILN_ACT_NONE, 0.0f, "none"},  {KILN_ACT_RELU, 0.0f, "relu"},
-    {KILN_ACT_LEAKY_RELU, 0.2f, "leaky_relu(0.2)"}, {KILN_ACT_TANH, 0.0f, "tanh"},
-    {KILN_ACT_SIGMOID, 0.0f, "sigmoid"}, {KILN_ACT_GELU, 0.0f, "gelu"},
-};
-#define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
-
 /* The absolute tolerance's scale for act(x): 1 + |x|. GELU's 0.5 x (1 +
  * erf(x / sqrt 2)) cancels where erf nears -1, so each ulp of erff there
  * (6e-8; CUDA's erff is within 2 ulp, glibc's within 1) shows as 3e-8 |x|
