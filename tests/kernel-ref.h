@@ -22,6 +22,27 @@ static const struct act_case ACTS[] = {
 };
 #define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
 
+/* Index of the first element where got differs from ref (NaN must match NaN,
+ * an infinity the same infinity, anything else within rtol |ref| + atol *
+ * scale[i] (scale NULL: 1)), or -1. */
+static inline int64_t ref_first_mismatch(const float *got, const double *ref, int64_t n,
+                                         double rtol, double atol, const double *scale)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i];
+        if (isnan(r) || isnan(g)) {
+            if (!(isnan(r) && isnan(g))) return i;
+            continue;
+        }
+        if (isinf(r) || isinf(g)) {
+            if (g != r) return i;
+            continue;
+        }
+        if (!(fabs(g - r) <= rtol * fabs(r) + atol * (scale ? scale[i] : 1.0))) return i;
+    }
+    return -1;
+}
+
 /* torch.nn semantics, NaN propagating (torch.relu(nan) is nan). */
 static inline double ref_act(enum kiln_act act, double p, double x)
 {

@@ -65,32 +65,10 @@ static double *dbuf(int64_t n)
     return p;
 }
 
-/* Index of the first element where got differs from ref (NaN must match NaN,
- * an infinity the same infinity, anything else within rtol |ref| + atol *
- * scale[i] (scale NULL: 1)), or -1. */
-static int64_t first_mismatch(const float *got, const double *ref, int64_t n, double rtol,
-                              double atol, const double *scale)
-{
-    for (int64_t i = 0; i < n; i++) {
-        double g = got[i], r = ref[i];
-        if (isnan(r) || isnan(g)) {
-            if (!(isnan(r) && isnan(g))) return i;
-            continue;
-        }
-        if (isinf(r) || isinf(g)) {
-            if (g != r) return i;
-            continue;
-        }
-        double tol = rtol * fabs(r) + atol * (scale ? scale[i] : 1.0);
-        if (!(fabs(g - r) <= tol)) return i;
-    }
-    return -1;
-}
-
 /* Fails the test when got and ref differ or the sentinel after got moved. */
 #define CHECK_ARRAY(got, ref, n, rtol, atol, scale, ...)                               \
     do {                                                                               \
-        int64_t bad_ = first_mismatch((got), (ref), (n), (rtol), (atol), (scale));     \
+        int64_t bad_ = ref_first_mismatch((got), (ref), (n), (rtol), (atol), (scale));     \
         if (bad_ >= 0) {                                                               \
             fprintf(stderr, "  case: ");                                               \
             fprintf(stderr, __VA_ARGS__);                                              \

@@ -98,18 +98,8 @@ static double *dbuf(int64_t n)
 static int64_t mismatch(const float *got, const double *ref, int64_t n, double rtol, double atol,
                         const double *scale)
 {
-    for (int64_t i = 0; i < n; i++) {
-        double g = got[i], r = ref[i];
-        if (isnan(r) || isnan(g)) {
-            if (!(isnan(r) && isnan(g))) return i;
-            continue;
-        }
-        if (isinf(r) || isinf(g)) {
-            if (g != r) return i;
-            continue;
-        }
-        if (!(fabs(g - r) <= rtol * fabs(r) + atol * (scale ? scale[i] : 1.0))) return i;
-    }
+    int64_t i = ref_first_mismatch(got, ref, n, rtol, atol, scale);
+    if (i >= 0) return i;
     if (memcmp(&got[n], &SENTINEL, sizeof(float)) != 0) return n;
     return -1;
 }
